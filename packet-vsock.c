@@ -1,0 +1,779 @@
+/* packet-vsock.c
+ * Linux AF_VSOCK as captured by the vsockmon device (LINKTYPE_VSOCK, 271):
+ * a 32-byte vsockmon header, a transport header (virtio: 44 bytes), payload.
+ *
+ * This plugin adopts the built-in "vsock" protocol entry (its field names keep
+ * working), registers the full set of fields and expert info under it, and
+ * replaces the built-in dissector on WTAP_ENCAP_VSOCK in its handoff.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#define WS_LOG_DOMAIN "vsock"
+#include <wireshark.h>
+
+#include <epan/packet.h>
+#include <epan/address_types.h>
+#include <epan/to_str.h>
+#include <epan/expert.h>
+#include <epan/prefs.h>
+#include <wiretap/wtap.h>
+#include <wsutil/pint.h>
+#include <wsutil/utf8_entities.h>
+
+#include "vsock-compat.h"
+#include "packet-vsock.h"
+
+void proto_register_vsock_plugin(void);
+void proto_reg_handoff_vsock_plugin(void);
+
+/* vsockmon header */
+static const value_string vsockmon_op_vals[] = {
+    { VSOCKMON_OP_UNKNOWN,    "Unknown" },
+    { VSOCKMON_OP_CONNECT,    "Connect" },
+    { VSOCKMON_OP_DISCONNECT, "Disconnect" },
+    { VSOCKMON_OP_CONTROL,    "Control" },
+    { VSOCKMON_OP_PAYLOAD,    "Payload" },
+    { 0, NULL }
+};
+
+static const value_string vsockmon_transport_vals[] = {
+    { VSOCKMON_TRANSPORT_UNKNOWN, "Unknown" },
+    { VSOCKMON_TRANSPORT_NO_INFO, "No info" },
+    { VSOCKMON_TRANSPORT_VIRTIO,  "Virtio" },
+    { 0, NULL }
+};
+
+static const val64_string vsock_cid_vals[] = {
+    { VMADDR_CID_HYPERVISOR, "hypervisor" },
+    { VMADDR_CID_LOCAL,      "local" },
+    { VMADDR_CID_HOST,       "host" },
+    { VMADDR_CID_ANY,        "any" },
+    { 0, NULL }
+};
+
+/* virtio transport header */
+static const value_string virtio_type_vals[] = {
+    { VIRTIO_VSOCK_TYPE_STREAM,    "Stream" },
+    { VIRTIO_VSOCK_TYPE_SEQPACKET, "Seqpacket" },
+    { VIRTIO_VSOCK_TYPE_DGRAM,     "Dgram (proposed)" },
+    { 0, NULL }
+};
+
+static const value_string virtio_op_vals[] = {
+    { VIRTIO_VSOCK_OP_INVALID,        "Invalid" },
+    { VIRTIO_VSOCK_OP_REQUEST,        "Request" },
+    { VIRTIO_VSOCK_OP_RESPONSE,       "Response" },
+    { VIRTIO_VSOCK_OP_RST,            "Rst" },
+    { VIRTIO_VSOCK_OP_SHUTDOWN,       "Shutdown" },
+    { VIRTIO_VSOCK_OP_RW,             "RW" },
+    { VIRTIO_VSOCK_OP_CREDIT_UPDATE,  "Credit update" },
+    { VIRTIO_VSOCK_OP_CREDIT_REQUEST, "Credit request" },
+    { 0, NULL }
+};
+
+/* Socket types other than stream are named in the Info column. */
+static const value_string virtio_type_info_vals[] = {
+    { VIRTIO_VSOCK_TYPE_STREAM,    "stream" },
+    { VIRTIO_VSOCK_TYPE_SEQPACKET, "seqpacket" },
+    { VIRTIO_VSOCK_TYPE_DGRAM,     "dgram" },
+    { 0, NULL }
+};
+
+/* The short op names of the Info column, in the style of TCP's [SYN]. */
+static const value_string virtio_op_info_vals[] = {
+    { VIRTIO_VSOCK_OP_INVALID,        "INVALID" },
+    { VIRTIO_VSOCK_OP_REQUEST,        "REQUEST" },
+    { VIRTIO_VSOCK_OP_RESPONSE,       "RESPONSE" },
+    { VIRTIO_VSOCK_OP_RST,            "RST" },
+    { VIRTIO_VSOCK_OP_SHUTDOWN,       "SHUTDOWN" },
+    { VIRTIO_VSOCK_OP_RW,             "RW" },
+    { VIRTIO_VSOCK_OP_CREDIT_UPDATE,  "CREDIT_UPDATE" },
+    { VIRTIO_VSOCK_OP_CREDIT_REQUEST, "CREDIT_REQUEST" },
+    { 0, NULL }
+};
+
+static int proto_vsock = -1;
+static int vsock_address_type = -1;
+static dissector_handle_t vsock_handle;
+
+static int hf_vsock_src_cid = -1;
+static int hf_vsock_dst_cid = -1;
+static int hf_vsock_src_port = -1;
+static int hf_vsock_dst_port = -1;
+static int hf_vsock_cid = -1;
+static int hf_vsock_port = -1;
+static int hf_vsock_op = -1;
+static int hf_vsock_trans = -1;
+static int hf_vsock_trans_len = -1;
+static int hf_vsock_reserved = -1;
+static int hf_vsock_trans_hdr = -1;
+static int hf_vsock_payload = -1;
+static int hf_vsock_payload_excess = -1;
+static int hf_vsock_len = -1;
+
+static int hf_virtio_src_cid = -1;
+static int hf_virtio_dst_cid = -1;
+static int hf_virtio_src_port = -1;
+static int hf_virtio_dst_port = -1;
+static int hf_virtio_src_prot = -1;
+static int hf_virtio_dst_prot = -1;
+static int hf_virtio_len = -1;
+static int hf_virtio_type = -1;
+static int hf_virtio_op = -1;
+static int hf_virtio_flags = -1;
+static int hf_virtio_flags_shutdown_rcv = -1;
+static int hf_virtio_flags_shutdown_send = -1;
+static int hf_virtio_flags_seq_eom = -1;
+static int hf_virtio_flags_seq_eor = -1;
+static int hf_virtio_buf_alloc = -1;
+static int hf_virtio_fwd_cnt = -1;
+
+static int ett_vsock = -1;
+static int ett_virtio = -1;
+static int ett_virtio_flags = -1;
+
+static expert_field ei_vsock_hdr_short = EI_INIT;
+static expert_field ei_vsock_trans_len_past_end = EI_INIT;
+static expert_field ei_vsock_trans_unknown = EI_INIT;
+static expert_field ei_vsock_trans_hdr_skipped = EI_INIT;
+static expert_field ei_vsock_op_unknown = EI_INIT;
+static expert_field ei_vsock_op_mismatch = EI_INIT;
+static expert_field ei_vsock_reserved_nonzero = EI_INIT;
+static expert_field ei_vsock_cid_reserved_bits = EI_INIT;
+static expert_field ei_vsock_cid_mismatch = EI_INIT;
+static expert_field ei_vsock_port_mismatch = EI_INIT;
+static expert_field ei_vsock_payload_len_mismatch = EI_INIT;
+static expert_field ei_vsock_payload_unexpected = EI_INIT;
+static expert_field ei_virtio_hdr_len_bad = EI_INIT;
+static expert_field ei_virtio_hdr_truncated = EI_INIT;
+static expert_field ei_virtio_op_unknown = EI_INIT;
+static expert_field ei_virtio_op_invalid = EI_INIT;
+static expert_field ei_virtio_type_unknown = EI_INIT;
+static expert_field ei_virtio_rw_empty = EI_INIT;
+static expert_field ei_virtio_flags_unknown = EI_INIT;
+static expert_field ei_virtio_shutdown_no_flags = EI_INIT;
+
+static int * const virtio_shutdown_flags[] = {
+    &hf_virtio_flags_shutdown_rcv,
+    &hf_virtio_flags_shutdown_send,
+    NULL
+};
+
+static int * const virtio_seqpacket_flags[] = {
+    &hf_virtio_flags_seq_eom,
+    &hf_virtio_flags_seq_eor,
+    NULL
+};
+
+/* CID fields: "host (2)" for the well-known CIDs, the number otherwise. */
+static void format_cid(gchar *buf, guint64 cid)
+{
+    const char *name = try_val64_to_str(cid, vsock_cid_vals);
+
+    if (name)
+        snprintf(buf, ITEM_LABEL_LENGTH, "%s (%" G_GUINT64_FORMAT ")", name, cid);
+    else
+        snprintf(buf, ITEM_LABEL_LENGTH, "%" G_GUINT64_FORMAT, cid);
+}
+
+/* CID addresses: the Source and Destination columns name the well-known CIDs. */
+static int vsock_cid_to_str(const address *addr, gchar *buf, int buf_len)
+{
+    guint64 cid = pletoh64(addr->data);
+
+    (void)g_strlcpy(buf, val64_to_str_const(cid, vsock_cid_vals, ""), buf_len);
+    if (buf[0] == '\0')
+        snprintf(buf, buf_len, "%" G_GUINT64_FORMAT, cid);
+    return (int)strlen(buf) + 1;
+}
+
+static int vsock_cid_str_len(const address *addr _U_)
+{
+    return 21; /* 2^64 - 1 in decimal, and the terminator */
+}
+
+static const char *vsock_cid_col_filter(const address *addr _U_, vsock_cb_bool is_src)
+{
+    return is_src ? "vsock.src_cid" : "vsock.dst_cid";
+}
+
+static int vsock_cid_len(void)
+{
+    return 8;
+}
+
+/* Which flag bits an operation defines; any other bit is unexpected. */
+static guint32 virtio_defined_flags(guint32 type, guint32 op)
+{
+    if (op == VIRTIO_VSOCK_OP_SHUTDOWN)
+        return VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND;
+    if (op == VIRTIO_VSOCK_OP_RW && type == VIRTIO_VSOCK_TYPE_SEQPACKET)
+        return VIRTIO_VSOCK_SEQ_EOM | VIRTIO_VSOCK_SEQ_EOR;
+    return 0;
+}
+
+/* The vsockmon op a healthy kernel writes for a virtio op. */
+static guint32 vsockmon_op_for_virtio_op(guint32 virtio_op)
+{
+    switch (virtio_op) {
+    case VIRTIO_VSOCK_OP_REQUEST:
+    case VIRTIO_VSOCK_OP_RESPONSE:
+        return VSOCKMON_OP_CONNECT;
+    case VIRTIO_VSOCK_OP_RST:
+    case VIRTIO_VSOCK_OP_SHUTDOWN:
+        return VSOCKMON_OP_DISCONNECT;
+    case VIRTIO_VSOCK_OP_RW:
+        return VSOCKMON_OP_PAYLOAD;
+    case VIRTIO_VSOCK_OP_CREDIT_UPDATE:
+    case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
+        return VSOCKMON_OP_CONTROL;
+    default:
+        return VSOCKMON_OP_UNKNOWN;
+    }
+}
+
+/* CIDs are 64-bit on the wire but 32-bit in AF_VSOCK; the upper half is reserved. */
+static void check_cid_reserved_bits(packet_info *pinfo, proto_item *item, guint64 cid)
+{
+    if (cid >> 32)
+        expert_add_info_format(pinfo, item, &ei_vsock_cid_reserved_bits,
+                               "Upper 32 bits of CID 0x%016" G_GINT64_MODIFIER "x are set (reserved, must be zero)",
+                               cid);
+}
+
+static proto_item *add_cid(proto_tree *tree, int hf, tvbuff_t *tvb, int offset,
+                           packet_info *pinfo, guint64 *cid)
+{
+    proto_item *item = proto_tree_add_item_ret_uint64(tree, hf, tvb, offset, 8, ENC_LITTLE_ENDIAN, cid);
+
+    check_cid_reserved_bits(pinfo, item, *cid);
+    return item;
+}
+
+/* The vsockmon header: always 32 bytes (the caller checked). */
+static void dissect_vsockmon_header(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
+                                    vsock_hdr_t *hdr, proto_item **op_item,
+                                    proto_item **trans_len_item)
+{
+    proto_item *item;
+    guint32 reserved;
+
+    add_cid(tree, hf_vsock_src_cid, tvb, 0, pinfo, &hdr->src_cid);
+    add_cid(tree, hf_vsock_dst_cid, tvb, 8, pinfo, &hdr->dst_cid);
+    proto_tree_add_item_ret_uint(tree, hf_vsock_src_port, tvb, 16, 4, ENC_LITTLE_ENDIAN, &hdr->src_port);
+    proto_tree_add_item_ret_uint(tree, hf_vsock_dst_port, tvb, 20, 4, ENC_LITTLE_ENDIAN, &hdr->dst_port);
+
+    /* Either end, like tcp.port. */
+    proto_item_set_hidden(proto_tree_add_item(tree, hf_vsock_cid, tvb, 0, 8, ENC_LITTLE_ENDIAN));
+    proto_item_set_hidden(proto_tree_add_item(tree, hf_vsock_cid, tvb, 8, 8, ENC_LITTLE_ENDIAN));
+    proto_item_set_hidden(proto_tree_add_item(tree, hf_vsock_port, tvb, 16, 4, ENC_LITTLE_ENDIAN));
+    proto_item_set_hidden(proto_tree_add_item(tree, hf_vsock_port, tvb, 20, 4, ENC_LITTLE_ENDIAN));
+
+    *op_item = proto_tree_add_item_ret_uint(tree, hf_vsock_op, tvb, 24, 2, ENC_LITTLE_ENDIAN, &hdr->op);
+    if (try_val_to_str(hdr->op, vsockmon_op_vals) == NULL)
+        expert_add_info_format(pinfo, *op_item, &ei_vsock_op_unknown, "Unknown vsockmon operation %u", hdr->op);
+
+    item = proto_tree_add_item_ret_uint(tree, hf_vsock_trans, tvb, 26, 2, ENC_LITTLE_ENDIAN, &hdr->transport);
+    if (try_val_to_str(hdr->transport, vsockmon_transport_vals) == NULL)
+        expert_add_info_format(pinfo, item, &ei_vsock_trans_unknown, "Unknown transport %u", hdr->transport);
+
+    *trans_len_item = proto_tree_add_item_ret_uint(tree, hf_vsock_trans_len, tvb, 28, 2, ENC_LITTLE_ENDIAN,
+                                                   &hdr->trans_len);
+
+    item = proto_tree_add_item(tree, hf_vsock_reserved, tvb, 30, 2, ENC_NA);
+    reserved = tvb_get_letohs(tvb, 30);
+    if (reserved != 0)
+        expert_add_info_format(pinfo, item, &ei_vsock_reserved_nonzero,
+                               "Reserved field is 0x%04x, should be zero", reserved);
+}
+
+static void add_virtio_flags(proto_tree *tree, tvbuff_t *tvb, int offset, packet_info *pinfo,
+                             const vsock_hdr_t *hdr)
+{
+    int * const *bits = NULL;
+    guint32 unknown = hdr->flags & ~virtio_defined_flags(hdr->type, hdr->virtio_op);
+    proto_item *item;
+
+    if (hdr->virtio_op == VIRTIO_VSOCK_OP_SHUTDOWN)
+        bits = virtio_shutdown_flags;
+    else if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW && hdr->type == VIRTIO_VSOCK_TYPE_SEQPACKET)
+        bits = virtio_seqpacket_flags;
+
+    if (bits)
+        item = proto_tree_add_bitmask(tree, tvb, offset, hf_virtio_flags, ett_virtio_flags,
+                                      bits, ENC_LITTLE_ENDIAN);
+    else
+        item = proto_tree_add_item(tree, hf_virtio_flags, tvb, offset, 4, ENC_LITTLE_ENDIAN);
+
+    if (unknown)
+        expert_add_info_format(pinfo, item, &ei_virtio_flags_unknown,
+                               "Flag bits 0x%08x are not defined for this operation", unknown);
+    if (hdr->virtio_op == VIRTIO_VSOCK_OP_SHUTDOWN && hdr->flags == 0)
+        expert_add_info(pinfo, item, &ei_virtio_shutdown_no_flags);
+}
+
+/* The virtio header, 44 bytes at offset (the caller checked they are there).
+ * Fills hdr and flags every disagreement with the vsockmon header. */
+static void dissect_virtio_header(tvbuff_t *tvb, int offset, packet_info *pinfo, proto_tree *tree,
+                                  vsock_hdr_t *hdr, proto_item *vsockmon_op_item)
+{
+    proto_tree *virtio_tree;
+    proto_item *virtio_item, *item;
+    guint64 src_cid, dst_cid;
+    guint32 src_port, dst_port;
+
+    virtio_tree = proto_tree_add_subtree(tree, tvb, offset, VIRTIO_VSOCK_HDR_LEN, ett_virtio,
+                                         &virtio_item, "Virtio transport header");
+
+    item = add_cid(virtio_tree, hf_virtio_src_cid, tvb, offset, pinfo, &src_cid);
+    if (src_cid != hdr->src_cid)
+        expert_add_info_format(pinfo, item, &ei_vsock_cid_mismatch,
+                               "Virtio source CID %" G_GUINT64_FORMAT " differs from vsockmon source CID %" G_GUINT64_FORMAT,
+                               src_cid, hdr->src_cid);
+    item = add_cid(virtio_tree, hf_virtio_dst_cid, tvb, offset + 8, pinfo, &dst_cid);
+    if (dst_cid != hdr->dst_cid)
+        expert_add_info_format(pinfo, item, &ei_vsock_cid_mismatch,
+                               "Virtio destination CID %" G_GUINT64_FORMAT " differs from vsockmon destination CID %" G_GUINT64_FORMAT,
+                               dst_cid, hdr->dst_cid);
+
+    item = proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_src_port, tvb, offset + 16, 4, ENC_LITTLE_ENDIAN, &src_port);
+    if (src_port != hdr->src_port)
+        expert_add_info_format(pinfo, item, &ei_vsock_port_mismatch,
+                               "Virtio source port %u differs from vsockmon source port %u", src_port, hdr->src_port);
+    item = proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_dst_port, tvb, offset + 20, 4, ENC_LITTLE_ENDIAN, &dst_port);
+    if (dst_port != hdr->dst_port)
+        expert_add_info_format(pinfo, item, &ei_vsock_port_mismatch,
+                               "Virtio destination port %u differs from vsockmon destination port %u", dst_port, hdr->dst_port);
+    /* The built-in dissector's misspelled names, kept so old filters match. */
+    proto_item_set_hidden(proto_tree_add_item(virtio_tree, hf_virtio_src_prot, tvb, offset + 16, 4, ENC_LITTLE_ENDIAN));
+    proto_item_set_hidden(proto_tree_add_item(virtio_tree, hf_virtio_dst_prot, tvb, offset + 20, 4, ENC_LITTLE_ENDIAN));
+
+    proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_len, tvb, offset + 24, 4, ENC_LITTLE_ENDIAN, &hdr->len);
+
+    item = proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_type, tvb, offset + 28, 2, ENC_LITTLE_ENDIAN, &hdr->type);
+    if (try_val_to_str(hdr->type, virtio_type_vals) == NULL)
+        expert_add_info_format(pinfo, item, &ei_virtio_type_unknown, "Unknown socket type %u", hdr->type);
+
+    item = proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_op, tvb, offset + 30, 2, ENC_LITTLE_ENDIAN, &hdr->virtio_op);
+    if (hdr->virtio_op == VIRTIO_VSOCK_OP_INVALID)
+        expert_add_info(pinfo, item, &ei_virtio_op_invalid);
+    else if (try_val_to_str(hdr->virtio_op, virtio_op_vals) == NULL)
+        expert_add_info_format(pinfo, item, &ei_virtio_op_unknown, "Unknown virtio operation %u", hdr->virtio_op);
+    if (vsockmon_op_for_virtio_op(hdr->virtio_op) != hdr->op)
+        expert_add_info_format(pinfo, vsockmon_op_item, &ei_vsock_op_mismatch,
+                               "vsockmon operation %s does not match virtio operation %s (expected %s)",
+                               val_to_str_const(hdr->op, vsockmon_op_vals, "Unknown"),
+                               val_to_str_const(hdr->virtio_op, virtio_op_vals, "Unknown"),
+                               val_to_str_const(vsockmon_op_for_virtio_op(hdr->virtio_op), vsockmon_op_vals, "Unknown"));
+
+    hdr->flags = tvb_get_letohl(tvb, offset + 32);
+    add_virtio_flags(virtio_tree, tvb, offset + 32, pinfo, hdr);
+
+    proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_buf_alloc, tvb, offset + 36, 4, ENC_LITTLE_ENDIAN, &hdr->buf_alloc);
+    proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_fwd_cnt, tvb, offset + 40, 4, ENC_LITTLE_ENDIAN, &hdr->fwd_cnt);
+
+    proto_item_append_text(virtio_item, ", %s, %s",
+                           val_to_str_const(hdr->type, virtio_type_vals, "Unknown type"),
+                           val_to_str_const(hdr->virtio_op, virtio_op_vals, "Unknown op"));
+    hdr->has_virtio = TRUE;
+}
+
+/* Shows transport header bytes that are not decoded. */
+static void add_trans_hdr_bytes(proto_tree *tree, tvbuff_t *tvb, int offset, int len)
+{
+    if (len > 0)
+        proto_tree_add_item(tree, hf_vsock_trans_hdr, tvb, offset, len, ENC_NA);
+}
+
+/* The transport header after the vsockmon header. Returns the offset of the
+ * payload, or -1 when the header runs past the end of the packet. */
+static int dissect_transport_header(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
+                                    vsock_hdr_t *hdr, proto_item *trans_len_item,
+                                    proto_item *vsockmon_op_item)
+{
+    const int offset = VSOCKMON_HDR_LEN;
+    const int available = tvb_reported_length_remaining(tvb, offset);
+    /* The virtio header has a fixed size whatever trans_len claims. */
+    const int hdr_len = hdr->transport == VSOCKMON_TRANSPORT_VIRTIO
+                        ? MAX((int)hdr->trans_len, VIRTIO_VSOCK_HDR_LEN) : (int)hdr->trans_len;
+
+    if ((int)hdr->trans_len > available)
+        expert_add_info_format(pinfo, trans_len_item, &ei_vsock_trans_len_past_end,
+                               "Transport length %u runs past the end of the packet (%d bytes left)",
+                               hdr->trans_len, available);
+
+    if (hdr->transport != VSOCKMON_TRANSPORT_VIRTIO) {
+        if (hdr->trans_len > 0 && hdr->transport != VSOCKMON_TRANSPORT_NO_INFO)
+            expert_add_info_format(pinfo, trans_len_item, &ei_vsock_trans_hdr_skipped,
+                                   "%u bytes of a transport header that is not decoded were skipped",
+                                   hdr->trans_len);
+        add_trans_hdr_bytes(tree, tvb, offset, MIN(hdr_len, available));
+        return hdr_len > available ? -1 : offset + hdr_len;
+    }
+
+    if (hdr->trans_len != VIRTIO_VSOCK_HDR_LEN)
+        expert_add_info_format(pinfo, trans_len_item, &ei_virtio_hdr_len_bad,
+                               "Transport length %u, but the virtio header is %d bytes",
+                               hdr->trans_len, VIRTIO_VSOCK_HDR_LEN);
+    if (available < VIRTIO_VSOCK_HDR_LEN) {
+        proto_item *item = proto_tree_add_item(tree, hf_vsock_trans_hdr, tvb, offset, available, ENC_NA);
+        /* Unless trans_len already said so, the frame ends inside the header. */
+        if ((int)hdr->trans_len <= available)
+            expert_add_info_format(pinfo, item, &ei_virtio_hdr_truncated,
+                                   "Virtio header truncated: %d of %d bytes", available, VIRTIO_VSOCK_HDR_LEN);
+        return -1;
+    }
+
+    dissect_virtio_header(tvb, offset, pinfo, tree, hdr, vsockmon_op_item);
+    add_trans_hdr_bytes(tree, tvb, offset + VIRTIO_VSOCK_HDR_LEN,
+                        MIN(hdr_len, available) - VIRTIO_VSOCK_HDR_LEN);
+    return hdr_len > available ? -1 : offset + hdr_len;
+}
+
+/* Whether this packet's payload is application data for the subdissectors. */
+static gboolean carries_data(const vsock_hdr_t *hdr)
+{
+    if (hdr->has_virtio)
+        return hdr->virtio_op == VIRTIO_VSOCK_OP_RW;
+    return hdr->op == VSOCKMON_OP_PAYLOAD;
+}
+
+/* Payload bytes: bounded by virtio len (Linux before 6.12 captured split
+ * vhost packets with the rest of the original packet behind them). */
+static void dissect_payload_part(tvbuff_t *tvb, int offset, packet_info *pinfo,
+                                 proto_tree *tree, proto_tree *parent_tree, vsock_hdr_t *hdr)
+{
+    const guint32 remaining = (guint32)tvb_reported_length_remaining(tvb, offset);
+    guint32 excess = 0;
+    proto_item *len_item;
+
+    hdr->payload_len = remaining;
+    if (hdr->has_virtio && remaining > hdr->len) {
+        hdr->payload_len = hdr->len;
+        excess = remaining - hdr->len;
+    }
+
+    len_item = proto_tree_add_uint(tree, hf_vsock_len, tvb, offset, hdr->payload_len, hdr->payload_len);
+    proto_item_set_generated(len_item);
+
+    if (hdr->has_virtio && remaining != hdr->len) {
+        if (excess)
+            expert_add_info_format(pinfo, len_item, &ei_vsock_payload_len_mismatch,
+                                   "Frame holds %u payload bytes but virtio len is %u: only the first %u are payload "
+                                   "(Linux kernels before 6.12 captured packets split by vhost this way)",
+                                   remaining, hdr->len, hdr->len);
+        else
+            expert_add_info_format(pinfo, len_item, &ei_vsock_payload_len_mismatch,
+                                   "Frame holds %u payload bytes but virtio len is %u "
+                                   "(a kernel capture bug or a damaged capture)",
+                                   remaining, hdr->len);
+    }
+    if (hdr->has_virtio && hdr->virtio_op == VIRTIO_VSOCK_OP_RW && hdr->len == 0)
+        expert_add_info(pinfo, len_item, &ei_virtio_rw_empty);
+
+    if (hdr->payload_len > 0) {
+        proto_item *payload_item = proto_tree_add_item(tree, hf_vsock_payload, tvb, offset,
+                                                       hdr->payload_len, ENC_NA);
+        if (!carries_data(hdr))
+            expert_add_info_format(pinfo, payload_item, &ei_vsock_payload_unexpected,
+                                   "%u payload bytes on a packet that carries no data", hdr->payload_len);
+    }
+    if (excess)
+        proto_tree_add_item(tree, hf_vsock_payload_excess, tvb, offset + hdr->payload_len, excess, ENC_NA);
+
+    if (hdr->payload_len > 0 && carries_data(hdr))
+        vsock_dissect_payload(tvb_new_subset_length(tvb, offset, hdr->payload_len), pinfo, parent_tree, hdr);
+}
+
+static void add_flag_text(wmem_strbuf_t *buf, guint32 flags, guint32 bit, const char *name, gboolean *first)
+{
+    if (flags & bit) {
+        wmem_strbuf_append_printf(buf, "%s%s", *first ? " " : ",", name);
+        *first = FALSE;
+    }
+}
+
+/* Info column in TCP's style: "50000 → 1234 [SHUTDOWN rcv,send]". */
+static void set_info_column(packet_info *pinfo, const vsock_hdr_t *hdr)
+{
+    wmem_strbuf_t *buf = wmem_strbuf_new(pinfo->pool, "");
+    gboolean first = TRUE;
+
+    wmem_strbuf_append_printf(buf, "%u " UTF8_RIGHTWARDS_ARROW " %u [", hdr->src_port, hdr->dst_port);
+    if (!hdr->has_virtio) {
+        wmem_strbuf_append(buf, vsock_val_to_str(pinfo->pool, hdr->op, vsockmon_op_vals, "op %u"));
+        wmem_strbuf_append_printf(buf, "] Transport: %s",
+                                  vsock_val_to_str(pinfo->pool, hdr->transport, vsockmon_transport_vals, "%u"));
+        col_add_str(pinfo->cinfo, COL_INFO, wmem_strbuf_get_str(buf));
+        return;
+    }
+
+    wmem_strbuf_append(buf, vsock_val_to_str(pinfo->pool, hdr->virtio_op, virtio_op_info_vals, "OP %u"));
+    if (hdr->virtio_op == VIRTIO_VSOCK_OP_SHUTDOWN) {
+        add_flag_text(buf, hdr->flags, VIRTIO_VSOCK_SHUTDOWN_RCV, "rcv", &first);
+        add_flag_text(buf, hdr->flags, VIRTIO_VSOCK_SHUTDOWN_SEND, "send", &first);
+    } else if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW && hdr->type == VIRTIO_VSOCK_TYPE_SEQPACKET) {
+        add_flag_text(buf, hdr->flags, VIRTIO_VSOCK_SEQ_EOM, "EOM", &first);
+        add_flag_text(buf, hdr->flags, VIRTIO_VSOCK_SEQ_EOR, "EOR", &first);
+    }
+    wmem_strbuf_append_c(buf, ']');
+
+    switch (hdr->virtio_op) {
+    case VIRTIO_VSOCK_OP_RW:
+        wmem_strbuf_append_printf(buf, " Len=%u", hdr->payload_len);
+        break;
+    case VIRTIO_VSOCK_OP_REQUEST:
+    case VIRTIO_VSOCK_OP_RESPONSE:
+    case VIRTIO_VSOCK_OP_CREDIT_UPDATE:
+    case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
+        wmem_strbuf_append_printf(buf, " buf_alloc=%u fwd_cnt=%u", hdr->buf_alloc, hdr->fwd_cnt);
+        break;
+    default:
+        break;
+    }
+    if (hdr->type != VIRTIO_VSOCK_TYPE_STREAM)
+        wmem_strbuf_append_printf(buf, " (%s)",
+                                  vsock_val_to_str(pinfo->pool, hdr->type, virtio_type_info_vals, "type %u"));
+    col_add_str(pinfo->cinfo, COL_INFO, wmem_strbuf_get_str(buf));
+}
+
+static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_)
+{
+    proto_item *vsock_item, *trans_len_item, *op_item;
+    proto_tree *vsock_tree;
+    vsock_hdr_t *hdr;
+    int payload_offset;
+
+    col_set_str(pinfo->cinfo, COL_PROTOCOL, "vsock");
+    col_clear(pinfo->cinfo, COL_INFO);
+
+    vsock_item = proto_tree_add_item(tree, proto_vsock, tvb, 0, -1, ENC_NA);
+    vsock_tree = proto_item_add_subtree(vsock_item, ett_vsock);
+
+    if (tvb_reported_length(tvb) < VSOCKMON_HDR_LEN) {
+        expert_add_info_format(pinfo, vsock_item, &ei_vsock_hdr_short,
+                               "vsockmon header truncated: %u of %d bytes",
+                               tvb_reported_length(tvb), VSOCKMON_HDR_LEN);
+        col_set_str(pinfo->cinfo, COL_INFO, "[Truncated vsockmon header]");
+        add_trans_hdr_bytes(vsock_tree, tvb, 0, (int)tvb_reported_length(tvb));
+        return tvb_captured_length(tvb);
+    }
+
+    hdr = wmem_new0(pinfo->pool, vsock_hdr_t);
+    dissect_vsockmon_header(tvb, pinfo, vsock_tree, hdr, &op_item, &trans_len_item);
+
+    set_address_tvb(&pinfo->src, vsock_address_type, 8, tvb, 0);
+    set_address_tvb(&pinfo->dst, vsock_address_type, 8, tvb, 8);
+    pinfo->srcport = hdr->src_port;
+    pinfo->destport = hdr->dst_port;
+
+    payload_offset = dissect_transport_header(tvb, pinfo, vsock_tree, hdr, trans_len_item, op_item);
+    if (payload_offset >= 0)
+        dissect_payload_part(tvb, payload_offset, pinfo, vsock_tree, tree, hdr);
+
+    set_info_column(pinfo, hdr);
+    proto_item_append_text(vsock_item, ", Src: %s:%u, Dst: %s:%u, Op: %s, Len: %u",
+                           address_to_str(pinfo->pool, &pinfo->src), hdr->src_port,
+                           address_to_str(pinfo->pool, &pinfo->dst), hdr->dst_port,
+                           hdr->has_virtio
+                               ? vsock_val_to_str(pinfo->pool, hdr->virtio_op, virtio_op_vals, "Unknown (%u)")
+                               : vsock_val_to_str(pinfo->pool, hdr->op, vsockmon_op_vals, "Unknown (%u)"),
+                           hdr->payload_len);
+    return tvb_captured_length(tvb);
+}
+
+void proto_register_vsock_plugin(void)
+{
+    static hf_register_info hf[] = {
+        /* vsockmon header; names and types as the built-in dissector has them */
+        { &hf_vsock_src_cid,
+          { "Source CID", "vsock.src_cid", FT_UINT64, BASE_CUSTOM, CF_FUNC(format_cid),
+            0x0, NULL, HFILL } },
+        { &hf_vsock_dst_cid,
+          { "Destination CID", "vsock.dst_cid", FT_UINT64, BASE_CUSTOM, CF_FUNC(format_cid),
+            0x0, NULL, HFILL } },
+        { &hf_vsock_src_port,
+          { "Source port", "vsock.src_port", FT_UINT32, BASE_DEC, NULL,
+            0x0, NULL, HFILL } },
+        { &hf_vsock_dst_port,
+          { "Destination port", "vsock.dst_port", FT_UINT32, BASE_DEC, NULL,
+            0x0, NULL, HFILL } },
+        { &hf_vsock_cid,
+          { "Source or Destination CID", "vsock.cid", FT_UINT64, BASE_CUSTOM, CF_FUNC(format_cid),
+            0x0, NULL, HFILL } },
+        { &hf_vsock_port,
+          { "Source or Destination port", "vsock.port", FT_UINT32, BASE_DEC, NULL,
+            0x0, NULL, HFILL } },
+        { &hf_vsock_op,
+          { "Operation", "vsock.op", FT_UINT16, BASE_DEC, VALS(vsockmon_op_vals),
+            0x0, NULL, HFILL } },
+        { &hf_vsock_trans,
+          { "Transport", "vsock.trans", FT_UINT16, BASE_DEC, VALS(vsockmon_transport_vals),
+            0x0, NULL, HFILL } },
+        { &hf_vsock_trans_len,
+          { "Transport header length", "vsock.trans_len", FT_UINT16, BASE_DEC, NULL,
+            0x0, NULL, HFILL } },
+        { &hf_vsock_reserved,
+          { "Reserved", "vsock.reserved", FT_BYTES, BASE_NONE, NULL,
+            0x0, NULL, HFILL } },
+        { &hf_vsock_trans_hdr,
+          { "Transport header bytes (not decoded)", "vsock.trans_hdr", FT_BYTES, BASE_NONE, NULL,
+            0x0, NULL, HFILL } },
+        { &hf_vsock_payload,
+          { "Payload", "vsock.payload", FT_BYTES, BASE_NONE, NULL,
+            0x0, NULL, HFILL } },
+        { &hf_vsock_payload_excess,
+          { "Bytes beyond the payload length", "vsock.payload_excess", FT_BYTES, BASE_NONE, NULL,
+            0x0, "Frame bytes after the virtio len payload bytes (Linux < 6.12 vhost capture bug)", HFILL } },
+        { &hf_vsock_len,
+          { "Payload length", "vsock.len", FT_UINT32, BASE_DEC, NULL,
+            0x0, NULL, HFILL } },
+
+        /* virtio transport header */
+        { &hf_virtio_src_cid,
+          { "Source CID", "vsock.virtio.src_cid", FT_UINT64, BASE_CUSTOM, CF_FUNC(format_cid),
+            0x0, NULL, HFILL } },
+        { &hf_virtio_dst_cid,
+          { "Destination CID", "vsock.virtio.dst_cid", FT_UINT64, BASE_CUSTOM, CF_FUNC(format_cid),
+            0x0, NULL, HFILL } },
+        { &hf_virtio_src_port,
+          { "Source port", "vsock.virtio.src_port", FT_UINT32, BASE_DEC, NULL,
+            0x0, NULL, HFILL } },
+        { &hf_virtio_dst_port,
+          { "Destination port", "vsock.virtio.dst_port", FT_UINT32, BASE_DEC, NULL,
+            0x0, NULL, HFILL } },
+        { &hf_virtio_src_prot,
+          { "Source port (old name)", "vsock.virtio.src_prot", FT_UINT32, BASE_DEC, NULL,
+            0x0, "Alias of vsock.virtio.src_port kept for filters written for the built-in dissector", HFILL } },
+        { &hf_virtio_dst_prot,
+          { "Destination port (old name)", "vsock.virtio.dst_prot", FT_UINT32, BASE_DEC, NULL,
+            0x0, "Alias of vsock.virtio.dst_port kept for filters written for the built-in dissector", HFILL } },
+        { &hf_virtio_len,
+          { "Length", "vsock.virtio.len", FT_UINT32, BASE_DEC, NULL,
+            0x0, NULL, HFILL } },
+        { &hf_virtio_type,
+          { "Type", "vsock.virtio.type", FT_UINT16, BASE_DEC, VALS(virtio_type_vals),
+            0x0, NULL, HFILL } },
+        { &hf_virtio_op,
+          { "Operation", "vsock.virtio.op", FT_UINT16, BASE_DEC, VALS(virtio_op_vals),
+            0x0, NULL, HFILL } },
+        { &hf_virtio_flags,
+          { "Flags", "vsock.virtio.flags", FT_UINT32, BASE_HEX, NULL,
+            0x0, NULL, HFILL } },
+        { &hf_virtio_flags_shutdown_rcv,
+          { "No more receive", "vsock.virtio.flags.shutdown_rcv", FT_BOOLEAN, 32, NULL,
+            VIRTIO_VSOCK_SHUTDOWN_RCV, NULL, HFILL } },
+        { &hf_virtio_flags_shutdown_send,
+          { "No more send", "vsock.virtio.flags.shutdown_send", FT_BOOLEAN, 32, NULL,
+            VIRTIO_VSOCK_SHUTDOWN_SEND, NULL, HFILL } },
+        { &hf_virtio_flags_seq_eom,
+          { "End of message", "vsock.virtio.flags.seq_eom", FT_BOOLEAN, 32, NULL,
+            VIRTIO_VSOCK_SEQ_EOM, NULL, HFILL } },
+        { &hf_virtio_flags_seq_eor,
+          { "End of record", "vsock.virtio.flags.seq_eor", FT_BOOLEAN, 32, NULL,
+            VIRTIO_VSOCK_SEQ_EOR, NULL, HFILL } },
+        { &hf_virtio_buf_alloc,
+          { "Buffer allocation", "vsock.virtio.buf_alloc", FT_UINT32, BASE_DEC, NULL,
+            0x0, "Receive buffer size of the sender", HFILL } },
+        { &hf_virtio_fwd_cnt,
+          { "Forward count", "vsock.virtio.fwd_cnt", FT_UINT32, BASE_DEC, NULL,
+            0x0, "Free-running count of bytes the sender has consumed", HFILL } },
+    };
+
+    static gint *ett[] = {
+        &ett_vsock,
+        &ett_virtio,
+        &ett_virtio_flags,
+    };
+
+    static ei_register_info ei[] = {
+        { &ei_vsock_hdr_short,
+          { "vsock.hdr.short", PI_MALFORMED, PI_ERROR,
+            "vsockmon header shorter than 32 bytes", EXPFILL } },
+        { &ei_vsock_trans_len_past_end,
+          { "vsock.trans_len.past_end", PI_MALFORMED, PI_ERROR,
+            "Transport header runs past the end of the packet", EXPFILL } },
+        { &ei_vsock_trans_unknown,
+          { "vsock.trans.unknown", PI_PROTOCOL, PI_WARN,
+            "Unknown transport", EXPFILL } },
+        { &ei_vsock_trans_hdr_skipped,
+          { "vsock.trans_hdr.skipped", PI_PROTOCOL, PI_NOTE,
+            "Transport header not decoded, skipped", EXPFILL } },
+        { &ei_vsock_op_unknown,
+          { "vsock.op.unknown", PI_PROTOCOL, PI_WARN,
+            "Unknown vsockmon operation", EXPFILL } },
+        { &ei_vsock_op_mismatch,
+          { "vsock.op.mismatch", PI_PROTOCOL, PI_WARN,
+            "vsockmon operation does not match the virtio operation", EXPFILL } },
+        { &ei_vsock_reserved_nonzero,
+          { "vsock.reserved.nonzero", PI_PROTOCOL, PI_WARN,
+            "Reserved field is not zero", EXPFILL } },
+        { &ei_vsock_cid_reserved_bits,
+          { "vsock.cid.reserved_bits", PI_PROTOCOL, PI_WARN,
+            "Upper 32 bits of a CID are set", EXPFILL } },
+        { &ei_vsock_cid_mismatch,
+          { "vsock.cid.mismatch", PI_PROTOCOL, PI_WARN,
+            "vsockmon and virtio headers disagree on a CID", EXPFILL } },
+        { &ei_vsock_port_mismatch,
+          { "vsock.port.mismatch", PI_PROTOCOL, PI_WARN,
+            "vsockmon and virtio headers disagree on a port", EXPFILL } },
+        { &ei_vsock_payload_len_mismatch,
+          { "vsock.len.mismatch", PI_PROTOCOL, PI_WARN,
+            "Payload length differs from virtio len", EXPFILL } },
+        { &ei_vsock_payload_unexpected,
+          { "vsock.payload.unexpected", PI_PROTOCOL, PI_WARN,
+            "Payload on a packet that carries no data", EXPFILL } },
+        { &ei_virtio_hdr_len_bad,
+          { "vsock.virtio.hdr_len.bad", PI_MALFORMED, PI_WARN,
+            "Transport length is not the 44-byte virtio header", EXPFILL } },
+        { &ei_virtio_hdr_truncated,
+          { "vsock.virtio.truncated", PI_MALFORMED, PI_ERROR,
+            "Virtio header truncated", EXPFILL } },
+        { &ei_virtio_op_unknown,
+          { "vsock.virtio.op.unknown", PI_PROTOCOL, PI_WARN,
+            "Unknown virtio operation", EXPFILL } },
+        { &ei_virtio_op_invalid,
+          { "vsock.virtio.op.invalid", PI_PROTOCOL, PI_WARN,
+            "Operation 0 (VIRTIO_VSOCK_OP_INVALID)", EXPFILL } },
+        { &ei_virtio_type_unknown,
+          { "vsock.virtio.type.unknown", PI_PROTOCOL, PI_WARN,
+            "Unknown socket type", EXPFILL } },
+        { &ei_virtio_rw_empty,
+          { "vsock.virtio.len.zero", PI_PROTOCOL, PI_WARN,
+            "RW packet without payload (Linux never sends one)", EXPFILL } },
+        { &ei_virtio_flags_unknown,
+          { "vsock.virtio.flags.unknown", PI_PROTOCOL, PI_WARN,
+            "Flag bits not defined for this operation", EXPFILL } },
+        { &ei_virtio_shutdown_no_flags,
+          { "vsock.virtio.flags.shutdown_none", PI_PROTOCOL, PI_WARN,
+            "SHUTDOWN with neither RCV nor SEND set", EXPFILL } },
+    };
+
+    expert_module_t *expert_vsock;
+
+    /* Adopt the built-in protocol: registering "vsock" twice aborts, and
+     * adopting it keeps every filter users already have. */
+    proto_vsock = proto_get_id_by_filter_name("vsock");
+    if (proto_vsock == -1)
+        proto_vsock = proto_register_protocol("vSocket", "vsock", "vsock");
+
+    proto_register_field_array(proto_vsock, hf, array_length(hf));
+    proto_register_subtree_array(ett, array_length(ett));
+    expert_vsock = expert_register_protocol(proto_vsock);
+    expert_register_field_array(expert_vsock, ei, array_length(ei));
+
+    vsock_address_type = address_type_dissector_register("AT_VSOCK_CID", "vsock CID",
+                                                         vsock_cid_to_str, vsock_cid_str_len, NULL,
+                                                         vsock_cid_col_filter, vsock_cid_len, NULL, NULL);
+
+    vsock_handle = create_dissector_handle(dissect_vsock, proto_vsock);
+    vsock_payload_register(proto_vsock);
+}
+
+void proto_reg_handoff_vsock_plugin(void)
+{
+    /* Plugin handoffs run after the built-in ones: this replaces the built-in. */
+    dissector_add_uint("wtap_encap", WTAP_ENCAP_VSOCK, vsock_handle);
+    vsock_payload_handoff();
+}

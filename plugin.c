@@ -1,0 +1,44 @@
+/* plugin.c
+ * Entry points through which Wireshark loads the vsock plugin.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#define WS_BUILD_DLL
+#include <wireshark.h>
+#include <epan/packet.h>
+#include <epan/proto.h>
+
+#include "vsock-compat.h"
+
+#ifndef VSOCK_PLUGIN_VERSION
+#error "VSOCK_PLUGIN_VERSION must come from the build system"
+#endif
+
+void proto_register_vsock_plugin(void);
+void proto_reg_handoff_vsock_plugin(void);
+
+WS_DLL_PUBLIC_DEF const gchar plugin_version[] = VSOCK_PLUGIN_VERSION;
+WS_DLL_PUBLIC_DEF const int plugin_want_major = WIRESHARK_VERSION_MAJOR;
+WS_DLL_PUBLIC_DEF const int plugin_want_minor = WIRESHARK_VERSION_MINOR;
+
+WS_DLL_PUBLIC void plugin_register(void);
+
+#if VSOCK_WS_AT_LEAST(4, 4)
+#include <wsutil/plugins.h>
+WS_DLL_PUBLIC uint32_t plugin_describe(void);
+
+uint32_t plugin_describe(void)
+{
+    return WS_PLUGIN_DESC_DISSECTOR;
+}
+#endif
+
+void plugin_register(void)
+{
+    static proto_plugin plug_vsock;
+
+    plug_vsock.register_protoinfo = proto_register_vsock_plugin;
+    plug_vsock.register_handoff = proto_reg_handoff_vsock_plugin;
+    proto_register_plugin(&plug_vsock);
+}

@@ -1,0 +1,85 @@
+/* vsock-compat.h
+ * The one place where the Wireshark 4.0 / 4.4 / 4.6 API differences live.
+ * Every other file uses the names defined here instead of #if on versions.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef VSOCK_COMPAT_H
+#define VSOCK_COMPAT_H
+
+#include <wireshark.h>   /* glib types, ws_attributes.h */
+#include <ws_version.h>
+
+#define VSOCK_WS_AT_LEAST(major, minor) \
+    (WIRESHARK_VERSION_MAJOR > (major) || \
+     (WIRESHARK_VERSION_MAJOR == (major) && WIRESHARK_VERSION_MINOR >= (minor)))
+
+/* Callback booleans: gboolean until 4.2, bool afterwards (gcc 14 rejects a
+ * mismatched function pointer). */
+#if VSOCK_WS_AT_LEAST(4, 2)
+#include <stdbool.h>
+typedef bool vsock_cb_bool;
+#else
+typedef gboolean vsock_cb_bool;
+#endif
+
+/* Boolean preference variables: gboolean until 4.2, bool afterwards
+ * (prefs_register_bool_preference takes a pointer to one). */
+#if VSOCK_WS_AT_LEAST(4, 2)
+typedef bool vsock_pref_bool;
+#else
+typedef gboolean vsock_pref_bool;
+#endif
+
+/* dissector_try_uint_new() is deprecated in 4.6 in favour of
+ * dissector_try_uint_with_data(), same arguments; older versions get the new name. */
+#if !VSOCK_WS_AT_LEAST(4, 5)
+#define dissector_try_uint_with_data dissector_try_uint_new
+#endif
+
+/* val_to_str() gained a leading wmem scope in 4.6. */
+#if VSOCK_WS_AT_LEAST(4, 5)
+#define vsock_val_to_str(scope, val, vs, fmt) val_to_str((scope), (val), (vs), (fmt))
+#else
+#define vsock_val_to_str(scope, val, vs, fmt) ((void)(scope), val_to_str((val), (vs), (fmt)))
+#endif
+
+/* Conversation filters (epan/conversation_filter.h): since 4.2 the callbacks
+ * take a user_data pointer and return bool, and registration passes it.
+ *   static vsock_cb_bool f_valid(VSOCK_CONV_FILTER_ARGS(pinfo));
+ *   static char *f_build(VSOCK_CONV_FILTER_ARGS(pinfo));
+ *   vsock_register_conversation_filter("vsock", "VSOCK", f_valid, f_build); */
+#if VSOCK_WS_AT_LEAST(4, 2)
+#define VSOCK_CONV_FILTER_ARGS(pinfo) packet_info *pinfo, void *user_data _U_
+#define vsock_register_conversation_filter(proto, name, valid, build) \
+    register_conversation_filter((proto), (name), (valid), (build), NULL)
+#else
+#define VSOCK_CONV_FILTER_ARGS(pinfo) packet_info *pinfo
+#define vsock_register_conversation_filter(proto, name, valid, build) \
+    register_conversation_filter((proto), (name), (valid), (build))
+#endif
+
+/* Follow (epan/follow.h): 4.2 added stream_count and sub_stream_id callbacks;
+ * NULL keeps the 4.0 behaviour (no sub-streams). */
+#if VSOCK_WS_AT_LEAST(4, 2)
+#define vsock_register_follow_stream(proto, tap, conv, index, addr, port, handler) \
+    register_follow_stream((proto), (tap), (conv), (index), (addr), (port), (handler), NULL, NULL)
+#else
+#define vsock_register_follow_stream(proto, tap, conv, index, addr, port, handler) \
+    register_follow_stream((proto), (tap), (conv), (index), (addr), (port), (handler))
+#endif
+
+/* wsutil/pint.h: pletohNN() became pletohuNN() in 4.6; both names work here. */
+#include <wsutil/pint.h>
+#if VSOCK_WS_AT_LEAST(4, 5)
+#define pletoh16(p) pletohu16(p)
+#define pletoh32(p) pletohu32(p)
+#define pletoh64(p) pletohu64(p)
+#else
+#define pletohu16(p) pletoh16(p)
+#define pletohu32(p) pletoh32(p)
+#define pletohu64(p) pletoh64(p)
+#endif
+
+#endif /* VSOCK_COMPAT_H */

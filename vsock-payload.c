@@ -1,0 +1,154 @@
+/* vsock-payload.c
+ * Hands the payload of RW packets to subdissectors: ports chosen with
+ * Decode As, the "vsock" heuristic list, the "vsock.port" table, then data.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#define WS_LOG_DOMAIN "vsock"
+#include <wireshark.h>
+
+#include <epan/packet.h>
+#include <epan/decode_as.h>
+#include <epan/prefs.h>
+#include <epan/proto_data.h>
+#include <wsutil/utf8_entities.h>
+
+#include "vsock-compat.h"
+#include "packet-vsock.h"
+
+/* Keys of the per-packet data the Decode As dialog reads. */
+enum {
+    VSOCK_PROTO_DATA_SRC_PORT,
+    VSOCK_PROTO_DATA_DST_PORT
+};
+
+static int proto_vsock = -1;
+static heur_dissector_list_t heur_subdissector_list;
+static dissector_table_t port_subdissector_table;
+static dissector_handle_t data_handle;
+
+static vsock_pref_bool try_heuristic_first = TRUE;
+
+/* Decode As: the dialog offers this packet's source, destination or both ports. */
+static guint32 packet_port(packet_info *pinfo, guint32 key)
+{
+    return GPOINTER_TO_UINT(p_get_proto_data(pinfo->pool, pinfo, proto_vsock, key));
+}
+
+static void vsock_src_prompt(packet_info *pinfo, gchar *result)
+{
+    snprintf(result, MAX_DECODE_AS_PROMPT_LEN, "source (%u)", packet_port(pinfo, VSOCK_PROTO_DATA_SRC_PORT));
+}
+
+static void vsock_dst_prompt(packet_info *pinfo, gchar *result)
+{
+    snprintf(result, MAX_DECODE_AS_PROMPT_LEN, "destination (%u)", packet_port(pinfo, VSOCK_PROTO_DATA_DST_PORT));
+}
+
+static void vsock_both_prompt(packet_info *pinfo, gchar *result)
+{
+    snprintf(result, MAX_DECODE_AS_PROMPT_LEN, "both (%u" UTF8_LEFT_RIGHT_ARROW "%u)",
+             packet_port(pinfo, VSOCK_PROTO_DATA_SRC_PORT), packet_port(pinfo, VSOCK_PROTO_DATA_DST_PORT));
+}
+
+static gpointer vsock_src_value(packet_info *pinfo)
+{
+    return GUINT_TO_POINTER(packet_port(pinfo, VSOCK_PROTO_DATA_SRC_PORT));
+}
+
+static gpointer vsock_dst_value(packet_info *pinfo)
+{
+    return GUINT_TO_POINTER(packet_port(pinfo, VSOCK_PROTO_DATA_DST_PORT));
+}
+
+/* A port the user changed with Decode As wins over every guess. */
+static gboolean try_changed_port(guint32 port, tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
+{
+    return dissector_is_uint_changed(port_subdissector_table, port) &&
+           dissector_try_uint_with_data(port_subdissector_table, port, tvb, pinfo, tree, TRUE, NULL) != 0;
+}
+
+static gboolean try_heuristics(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
+{
+    heur_dtbl_entry_t *hdtbl_entry;
+
+    return dissector_try_heuristic(heur_subdissector_list, tvb, pinfo, tree, &hdtbl_entry, NULL);
+}
+
+/* The lower port is more likely the service's, as with UDP. */
+static gboolean try_ports(guint32 low_port, guint32 high_port, tvbuff_t *tvb, packet_info *pinfo,
+                          proto_tree *tree)
+{
+    return dissector_try_uint_with_data(port_subdissector_table, low_port, tvb, pinfo, tree, TRUE, NULL) != 0 ||
+           dissector_try_uint_with_data(port_subdissector_table, high_port, tvb, pinfo, tree, TRUE, NULL) != 0;
+}
+
+void vsock_dissect_payload(tvbuff_t *payload_tvb, packet_info *pinfo, proto_tree *tree,
+                           const vsock_hdr_t *hdr)
+{
+    const guint32 low_port = MIN(hdr->src_port, hdr->dst_port);
+    const guint32 high_port = MAX(hdr->src_port, hdr->dst_port);
+
+    p_add_proto_data(pinfo->pool, pinfo, proto_vsock, VSOCK_PROTO_DATA_SRC_PORT, GUINT_TO_POINTER(hdr->src_port));
+    p_add_proto_data(pinfo->pool, pinfo, proto_vsock, VSOCK_PROTO_DATA_DST_PORT, GUINT_TO_POINTER(hdr->dst_port));
+
+    if (try_changed_port(low_port, payload_tvb, pinfo, tree) ||
+        try_changed_port(high_port, payload_tvb, pinfo, tree))
+        return;
+    if (try_heuristic_first && try_heuristics(payload_tvb, pinfo, tree))
+        return;
+    if (try_ports(low_port, high_port, payload_tvb, pinfo, tree))
+        return;
+    if (!try_heuristic_first && try_heuristics(payload_tvb, pinfo, tree))
+        return;
+    call_dissector(data_handle, payload_tvb, pinfo, tree);
+}
+
+void vsock_payload_register(int proto)
+{
+    static build_valid_func src_values[] = { vsock_src_value };
+    static build_valid_func dst_values[] = { vsock_dst_value };
+    static build_valid_func both_values[] = { vsock_src_value, vsock_dst_value };
+    static decode_as_value_t decode_as_values[] = {
+        { vsock_src_prompt, 1, src_values },
+        { vsock_dst_prompt, 1, dst_values },
+        { vsock_both_prompt, 2, both_values },
+    };
+    static decode_as_t decode_as = {
+        "vsock", "vsock.port", 3, 2, decode_as_values, "vsock", "port(s) as",
+        decode_as_default_populate_list, decode_as_default_reset, decode_as_default_change, NULL
+    };
+    module_t *module;
+
+    proto_vsock = proto;
+
+    heur_subdissector_list = register_heur_dissector_list("vsock", proto);
+    port_subdissector_table = register_dissector_table("vsock.port", "vsock port", proto,
+                                                       FT_UINT32, BASE_DEC);
+    register_decode_as(&decode_as);
+
+    /* A built-in that gains preferences one day must not make us abort. */
+    module = prefs_find_module("vsock");
+    if (module == NULL)
+        module = prefs_register_protocol(proto, NULL);
+    prefs_register_bool_preference(module, "try_heuristic_first",
+                                   "Try heuristic sub-dissectors first",
+                                   "Offer payloads to the heuristic sub-dissectors before the port table "
+                                   "(ports chosen with Decode As always come first). "
+                                   "Turn this off to try the port table first.",
+                                   &try_heuristic_first);
+}
+
+/* Every protocol that can be chosen for a TCP port can be chosen for a vsock port. */
+static void offer_for_decode_as(const gchar *table_name _U_, gpointer handle, gpointer user_data _U_)
+{
+    dissector_add_for_decode_as("vsock.port", (dissector_handle_t)handle);
+}
+
+void vsock_payload_handoff(void)
+{
+    data_handle = find_dissector("data");
+    /* Plugin handoffs run after the built-in ones, so tcp.port is complete here. */
+    dissector_table_foreach_handle("tcp.port", offer_for_decode_as, NULL);
+}
