@@ -1,0 +1,130 @@
+"""Runs tshark with the plugin from the build tree, or without it (the built-in).
+
+tshark ignores WIRESHARK_PLUGIN_DIR when its real uid or gid is 0, so as root
+every run drops to nobody (65534) with setpriv. The plugin and the captures are
+copied into a world-readable temporary folder for that reason.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CAPTURES = os.path.join(REPO, "test-captures")
+
+# What tshark must never print, whatever the input: on stderr, and in the
+# dissection itself (a dissector bug shows up as "[Dissector bug, protocol ...").
+FATAL_STDERR = ("Dissector bug", "DISSECTOR_ASSERT", "AddressSanitizer", "LeakSanitizer",
+                "runtime error:", "** (tshark", "CRITICAL", "WARNING **")
+FATAL_STDOUT = ("Dissector bug, protocol", "_ws.malformed.dissector_bug")
+
+
+class TsharkError(AssertionError):
+    pass
+
+
+class Tshark:
+    """tshark with the plugin (plugin=True) or with the built-in dissector only."""
+
+    def __init__(self, plugin_path, abi):
+        self.root = tempfile.mkdtemp(prefix="vsock-tests-")
+        os.chmod(self.root, 0o755)
+        self.plugin_dir = os.path.join(self.root, "plugins")
+        epan_dir = os.path.join(self.plugin_dir, abi, "epan")
+        os.makedirs(epan_dir)
+        shutil.copy(plugin_path, os.path.join(epan_dir, "vsock.so"))
+        self.no_plugin_dir = os.path.join(self.root, "no-plugins")
+        os.makedirs(self.no_plugin_dir)
+        self.home = os.path.join(self.root, "home")
+        os.makedirs(self.home)
+        self.captures = os.path.join(self.root, "captures")
+        shutil.copytree(CAPTURES, self.captures)
+        self.scratch = os.path.join(self.root, "scratch")
+        os.makedirs(self.scratch)
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            os.chmod(dirpath, 0o777 if dirpath in (self.home, self.scratch) else 0o755)
+            for name in filenames:
+                os.chmod(os.path.join(dirpath, name), 0o644)
+
+    def cleanup(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def capture(self, name):
+        """Path of a capture under test-captures/, e.g. 'synthetic/good.pcap'."""
+        path = os.path.join(self.captures, name)
+        if not os.path.exists(path):
+            raise FileNotFoundError(path)
+        return path
+
+    def scratch_file(self, name, content, mode=0o644):
+        path = os.path.join(self.scratch, name)
+        with open(path, "wb" if isinstance(content, bytes) else "w") as f:
+            f.write(content)
+        os.chmod(path, mode)
+        return path
+
+    def run(self, args, plugin=True, check=True):
+        """Runs tshark; returns (returncode, stdout, stderr). Fails on any crash sign."""
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": self.home,
+            "TZ": "UTC",
+            "LC_ALL": "C.UTF-8",
+            "WIRESHARK_PLUGIN_DIR": self.plugin_dir if plugin else self.no_plugin_dir,
+            "WIRESHARK_ABORT_ON_DISSECTOR_BUG": "1",
+        }
+        for passthrough in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+            if passthrough in os.environ:
+                env[passthrough] = os.environ[passthrough]
+        cmd = ["tshark"] + list(args)
+        if os.getuid() == 0 or os.getgid() == 0:
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] + cmd
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=600)
+        out = proc.stdout.decode("utf-8", "replace")
+        err = proc.stderr.decode("utf-8", "replace")
+        fatal = [p for p in FATAL_STDERR if p in err]
+        if args[0] != "-G":  # the glossaries list the names of these fields
+            fatal += [p for p in FATAL_STDOUT if p in out]
+        for pattern in fatal:
+            raise TsharkError(f"tshark {' '.join(args)}: '{pattern}' in output:\n{err[-3000:]}")
+        if proc.returncode < 0:
+            raise TsharkError(f"tshark {' '.join(args)} died with signal {-proc.returncode}:\n{err[-3000:]}")
+        if check and proc.returncode != 0:
+            raise TsharkError(f"tshark {' '.join(args)} exited {proc.returncode}:\n{err[-3000:]}")
+        return proc.returncode, out, err
+
+    def text(self, args, plugin=True):
+        return self.run(args, plugin=plugin)[1]
+
+    def fields(self, capture, fields, display_filter=None, extra=(), plugin=True, occurrence=None):
+        """One row per displayed packet: a list with one string per field
+        (several occurrences joined with "|")."""
+        args = ["-r", capture, "-T", "fields", "-E", "separator=\t", "-E", "aggregator=|"]
+        if occurrence:
+            args += ["-E", f"occurrence={occurrence}"]
+        for field in fields:
+            args += ["-e", field]
+        if display_filter:
+            args += ["-Y", display_filter]
+        args += list(extra)
+        out = self.text(args, plugin=plugin)
+        # FT_BOOLEAN values print as 1/0 in 4.0 and True/False in 4.4 and 4.6.
+        bools = {"True": "1", "False": "0"}
+        return [[",".join(bools.get(v, v) for v in cell.split(",")) for cell in line.split("\t")]
+                for line in out.splitlines()]
+
+    def column(self, capture, field, display_filter=None, extra=(), plugin=True):
+        return [row[0] for row in self.fields(capture, [field], display_filter, extra, plugin)]
+
+    def frames(self, capture, display_filter, extra=(), plugin=True):
+        """Frame numbers that a display filter selects."""
+        return [int(n) for n in self.column(capture, "frame.number", display_filter, extra, plugin)]
+
+    def pdml_field_names(self, capture, extra=(), plugin=True):
+        """Per packet, the set of field names in the PDML tree (expert infos included)."""
+        out = self.text(["-r", capture, "-T", "pdml"] + list(extra), plugin=plugin)
+        packets = out.split("<packet>")[1:]
+        return [set(re.findall(r'<field name="([^"]+)"', packet)) for packet in packets]
