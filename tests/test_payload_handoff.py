@@ -1,0 +1,86 @@
+"""RW payloads go to Decode As ports, the "vsock" heuristic list, the "vsock.port"
+table, then data; other plugins and Lua scripts can add to both."""
+
+HTTP = "synthetic/http_request.pcap"
+GOOD = "synthetic/good.pcap"
+
+# A Lua script that adds to both of the plugin's tables: a heuristic that claims
+# payloads starting with "hello", and a port-table entry for port 1234.
+LUA_SCRIPT = """
+local heur = Proto("vsockheur", "vsock heuristic test")
+local heur_word = ProtoField.string("vsockheur.word", "Word")
+heur.fields = { heur_word }
+local function heur_dissector(tvb, pinfo, tree)
+    if tvb:len() < 5 or tvb:range(0, 5):string() ~= "hello" then return false end
+    tree:add(heur_word, tvb:range(0, 5))
+    return true
+end
+heur:register_heuristic("vsock", heur_dissector)
+
+local byport = Proto("vsockport", "vsock port table test")
+local port_len = ProtoField.uint32("vsockport.len", "Length")
+byport.fields = { port_len }
+function byport.dissector(tvb, pinfo, tree)
+    tree:add(port_len, tvb:len())
+    return tvb:len()
+end
+DissectorTable.get("vsock.port"):add(1234, byport)
+"""
+
+
+def lua_args(tshark):
+    return ["-X", "lua_script:" + tshark.scratch_file("vsock_tables.lua", LUA_SCRIPT)]
+
+
+def test_decode_as_port_hands_a_request_to_http(tshark):
+    capture = tshark.capture(HTTP)
+    rows = tshark.fields(capture, ["frame.number", "http.request.method", "http.request.uri", "http.host",
+                                   "http.response.code"], "http", extra=["-d", "vsock.port==8080,http"])
+    assert rows == [["3", "GET", "/index.html", "vm.example", ""], ["4", "", "", "", "200"]]
+    assert tshark.column(capture, "_ws.col.Protocol", "frame.number == 3",
+                         extra=["-d", "vsock.port==8080,http"]) == ["HTTP"]
+
+
+def test_without_decode_as_payload_is_data(tshark):
+    capture = tshark.capture(HTTP)
+    assert tshark.frames(capture, "http") == []
+    assert tshark.frames(capture, "data") == [3, 4]
+
+
+def test_every_tcp_protocol_is_offered_for_decode_as(tshark):
+    capture = tshark.capture(HTTP)
+    _, _, err = tshark.run(["-r", capture, "-d", "vsock.port==8080,bogus", "-c", "1"], check=False)
+    offered = {line.split()[0] for line in err.splitlines() if line.startswith("\t")}
+    assert {"http", "http2", "tls", "ssh"} <= offered
+    assert len(offered) > 100
+
+
+def test_heuristic_and_port_table_accept_lua_dissectors(tshark):
+    capture = tshark.capture(GOOD)
+    extra = lua_args(tshark)
+    # Frame 3 ("hello\\n", port 1234): heuristics come first by default.
+    assert tshark.frames(capture, "vsockheur.word", extra=extra) == [3]
+    # Frame 6 ("world!\\n", port 1234): no heuristic wants it, the port table does.
+    assert tshark.frames(capture, "vsockport.len", extra=extra) == [6]
+    assert tshark.column(capture, "vsockport.len", "vsockport.len", extra=extra) == ["7"]
+
+
+def test_preference_tries_the_port_table_first(tshark):
+    capture = tshark.capture(GOOD)
+    extra = lua_args(tshark) + ["-o", "vsock.try_heuristic_first:FALSE"]
+    assert tshark.frames(capture, "vsockheur.word", extra=extra) == []
+    assert tshark.frames(capture, "vsockport.len", extra=extra) == [3, 6]
+
+
+def test_decode_as_wins_over_heuristics(tshark):
+    capture = tshark.capture(GOOD)
+    # Port 50000 (the higher port of frame 3) chosen with Decode As beats the heuristic.
+    extra = lua_args(tshark) + ["-d", "vsock.port==50000,vsockport"]
+    assert tshark.frames(capture, "vsockheur.word", extra=extra) == []
+    assert tshark.frames(capture, "vsockport.len", extra=extra) == [3, 6]
+
+
+def test_only_rw_payload_is_handed_on(tshark):
+    capture = tshark.capture("synthetic/bad_payload_on_non_rw.pcap")
+    assert tshark.frames(capture, "data") == []
+    assert tshark.frames(capture, "vsock.payload") == [1]
