@@ -440,9 +440,10 @@ static gboolean carries_data(const vsock_hdr_t *hdr)
 }
 
 /* Payload bytes: bounded by virtio len (Linux before 6.12 captured split
- * vhost packets with the rest of the original packet behind them). */
-static void dissect_payload_part(tvbuff_t *tvb, int offset, packet_info *pinfo,
-                                 proto_tree *tree, proto_tree *parent_tree, vsock_hdr_t *hdr)
+ * vhost packets with the rest of the original packet behind them).
+ * Returns the application data for the subdissectors, or NULL. */
+static tvbuff_t *dissect_payload_part(tvbuff_t *tvb, int offset, packet_info *pinfo,
+                                      proto_tree *tree, vsock_hdr_t *hdr)
 {
     const guint32 remaining = (guint32)tvb_reported_length_remaining(tvb, offset);
     guint32 excess = 0;
@@ -483,7 +484,8 @@ static void dissect_payload_part(tvbuff_t *tvb, int offset, packet_info *pinfo,
         proto_tree_add_item(tree, hf_vsock_payload_excess, tvb, offset + hdr->payload_len, excess, ENC_NA);
 
     if (hdr->payload_len > 0 && carries_data(hdr))
-        vsock_dissect_payload(tvb_new_subset_length(tvb, offset, hdr->payload_len), pinfo, parent_tree, hdr);
+        return tvb_new_subset_length(tvb, offset, hdr->payload_len);
+    return NULL;
 }
 
 static void add_flag_text(wmem_strbuf_t *buf, guint32 flags, guint32 bit, const char *name, gboolean *first)
@@ -544,6 +546,7 @@ static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vo
     proto_tree *vsock_tree;
     vsock_hdr_t *hdr;
     int payload_offset;
+    tvbuff_t *payload_tvb = NULL;
 
     col_set_str(pinfo->cinfo, COL_PROTOCOL, "vsock");
     col_clear(pinfo->cinfo, COL_INFO);
@@ -570,7 +573,7 @@ static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vo
 
     payload_offset = dissect_transport_header(tvb, pinfo, vsock_tree, hdr, trans_len_item, op_item);
     if (payload_offset >= 0)
-        dissect_payload_part(tvb, payload_offset, pinfo, vsock_tree, tree, hdr);
+        payload_tvb = dissect_payload_part(tvb, payload_offset, pinfo, vsock_tree, hdr);
 
     set_info_column(pinfo, hdr);
     proto_item_append_text(vsock_item, ", Src: %s:%u, Dst: %s:%u, Op: %s, Len: %u",
@@ -580,6 +583,10 @@ static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vo
                                ? vsock_val_to_str(pinfo->pool, hdr->virtio_op, virtio_op_vals, "Unknown (%u)")
                                : vsock_val_to_str(pinfo->pool, hdr->op, vsockmon_op_vals, "Unknown (%u)"),
                            hdr->payload_len);
+
+    /* After our Info: an application protocol replaces it, as over TCP. */
+    if (payload_tvb)
+        vsock_dissect_payload(payload_tvb, pinfo, tree, hdr);
     return tvb_captured_length(tvb);
 }
 
