@@ -1,0 +1,39 @@
+# Debian package of the plugin: run `cpack -G DEB` in the build folder.
+#
+# Included at the end of CMakeLists.txt, after the install() rule that puts
+# vsock.so in ${Wireshark_PLUGIN_INSTALL_DIR}/epan. A plugin only loads into the
+# Wireshark it was built against, so the package is built per Debian release and
+# its Depends come from dpkg-shlibdeps: the libwireshark soname package the
+# plugin links (libwireshark16 on bookworm, libwireshark18 on trixie,
+# libwireshark19 on sid), never a hand-written name.
+
+# A package installs system-wide; a personal-folder build has nothing to package.
+if(VSOCK_INSTALL_PERSONAL)
+    return()
+endif()
+
+set(CPACK_PACKAGE_NAME "wireshark-vsock")
+set(CPACK_PACKAGE_VENDOR "wireshark-vsock")
+set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION}")
+set(CPACK_PACKAGE_DESCRIPTION
+    "Replaces Wireshark's built-in vsock dissector: virtio-vsock header fields, \
+expert info and payload hand-off. Built for Wireshark ${Wireshark_MAJOR_VERSION}.${Wireshark_MINOR_VERSION}.")
+if(NOT CPACK_PACKAGE_CONTACT)
+    set(CPACK_PACKAGE_CONTACT "wireshark-vsock developers <root@localhost>")
+endif()
+
+# Debian revision names the Wireshark series, so the .deb files of the three
+# releases do not overwrite each other: wireshark-vsock_0.1.0-1+ws4.4_amd64.deb.
+set(CPACK_DEBIAN_PACKAGE_RELEASE "1+ws${Wireshark_MAJOR_VERSION}.${Wireshark_MINOR_VERSION}")
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SECTION "net")
+set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_ENHANCES "tshark, wireshark")
+set(CPACK_STRIP_FILES ON)
+# The install rule uses Wireshark's absolute plugin folder; the DEB generator
+# stages it under DESTDIR, so nothing is written outside the build folder.
+set(CPACK_GENERATOR "DEB")
+
+include(CPack)
