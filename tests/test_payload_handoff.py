@@ -36,6 +36,9 @@ def test_decode_as_port_hands_a_request_to_http(tshark):
     capture = tshark.capture(HTTP)
     rows = tshark.fields(capture, ["frame.number", "http.request.method", "http.request.uri", "http.host",
                                    "http.response.code"], "http", extra=["-d", "vsock.port==8080,http"])
+    # From 4.4 on, HTTP also puts the request's URI (http.request.uri) in the response.
+    if rows[1:] and rows[1][2] == "/index.html":
+        rows[1][2] = ""
     assert rows == [["3", "GET", "/index.html", "vm.example", ""], ["4", "", "", "", "200"]]
     assert tshark.column(capture, "_ws.col.Protocol", "frame.number == 3",
                          extra=["-d", "vsock.port==8080,http"]) == ["HTTP"]

@@ -25,18 +25,33 @@ class TsharkError(AssertionError):
     pass
 
 
+def link_system_plugins(folder, abi):
+    system = subprocess.run(["pkg-config", "--variable=plugindir", "wireshark"],
+                            stdout=subprocess.PIPE, check=False).stdout.decode().strip()
+    for kind in ("epan", "wiretap", "codecs"):
+        os.makedirs(os.path.join(folder, abi, kind))
+        source = os.path.join(system, kind)
+        if not system or not os.path.isdir(source):
+            continue
+        for name in os.listdir(source):
+            if name != "vsock.so":
+                os.symlink(os.path.join(source, name), os.path.join(folder, abi, kind, name))
+
+
 class Tshark:
     """tshark with the plugin (plugin=True) or with the built-in dissector only."""
 
     def __init__(self, plugin_path, abi):
         self.root = tempfile.mkdtemp(prefix="vsock-tests-")
         os.chmod(self.root, 0o755)
+        # WIRESHARK_PLUGIN_DIR replaces the system plugin folder: link its other
+        # plugins (stats_tree serves -z ...,tree) into both folders, but never an
+        # installed vsock.so.
         self.plugin_dir = os.path.join(self.root, "plugins")
-        epan_dir = os.path.join(self.plugin_dir, abi, "epan")
-        os.makedirs(epan_dir)
-        shutil.copy(plugin_path, os.path.join(epan_dir, "vsock.so"))
         self.no_plugin_dir = os.path.join(self.root, "no-plugins")
-        os.makedirs(self.no_plugin_dir)
+        for folder in (self.plugin_dir, self.no_plugin_dir):
+            link_system_plugins(folder, abi)
+        shutil.copy(plugin_path, os.path.join(self.plugin_dir, abi, "epan", "vsock.so"))
         self.home = os.path.join(self.root, "home")
         os.makedirs(self.home)
         self.captures = os.path.join(self.root, "captures")
@@ -46,7 +61,8 @@ class Tshark:
         for dirpath, dirnames, filenames in os.walk(self.root):
             os.chmod(dirpath, 0o777 if dirpath in (self.home, self.scratch) else 0o755)
             for name in filenames:
-                os.chmod(os.path.join(dirpath, name), 0o644)
+                if not os.path.islink(os.path.join(dirpath, name)):
+                    os.chmod(os.path.join(dirpath, name), 0o644)
 
     def cleanup(self):
         shutil.rmtree(self.root, ignore_errors=True)
