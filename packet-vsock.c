@@ -547,6 +547,7 @@ static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vo
     vsock_hdr_t *hdr;
     int payload_offset;
     tvbuff_t *payload_tvb = NULL;
+    const vsock_packet_analysis_t *analysis;
 
     col_set_str(pinfo->cinfo, COL_PROTOCOL, "vsock");
     col_clear(pinfo->cinfo, COL_INFO);
@@ -575,7 +576,11 @@ static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vo
     if (payload_offset >= 0)
         payload_tvb = dissect_payload_part(tvb, payload_offset, pinfo, vsock_tree, hdr);
 
+    hdr->frame_len = tvb_reported_length(tvb);
+    analysis = vsock_analyze_packet(pinfo, hdr);
     set_info_column(pinfo, hdr);
+    if (analysis)
+        vsock_analysis_add_tree(tvb, pinfo, vsock_tree, hdr, analysis);
     proto_item_append_text(vsock_item, ", Src: %s:%u, Dst: %s:%u, Op: %s, Len: %u",
                            address_to_str(pinfo->pool, &pinfo->src), hdr->src_port,
                            address_to_str(pinfo->pool, &pinfo->dst), hdr->dst_port,
@@ -584,6 +589,7 @@ static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vo
                                : vsock_val_to_str(pinfo->pool, hdr->op, vsockmon_op_vals, "Unknown (%u)"),
                            hdr->payload_len);
 
+    vsock_taps_queue(pinfo, hdr, payload_tvb);
     /* After our Info: an application protocol replaces it, as over TCP. */
     if (payload_tvb)
         vsock_dissect_payload(payload_tvb, pinfo, tree, hdr);
@@ -776,6 +782,8 @@ void proto_register_vsock_plugin(void)
 
     vsock_handle = create_dissector_handle(dissect_vsock, proto_vsock);
     vsock_payload_register(proto_vsock);
+    vsock_analysis_register(proto_vsock);
+    vsock_taps_register(proto_vsock);
 }
 
 void proto_reg_handoff_vsock_plugin(void)
@@ -783,4 +791,5 @@ void proto_reg_handoff_vsock_plugin(void)
     /* Plugin handoffs run after the built-in ones: this replaces the built-in. */
     dissector_add_uint("wtap_encap", WTAP_ENCAP_VSOCK, vsock_handle);
     vsock_payload_handoff();
+    vsock_taps_handoff();
 }

@@ -77,7 +77,76 @@ typedef struct vsock_hdr {
     guint32 buf_alloc;
     guint32 fwd_cnt;
     guint32 payload_len;   /* payload bytes dissected (after bounding by len) */
+    guint32 frame_len;     /* bytes of the whole frame, for the conversation table */
+    gboolean has_stream;   /* connection tracking gave this packet a stream */
+    guint32 stream;        /* vsock.stream */
 } vsock_hdr_t;
+
+/* Connection states, as shown on each packet (state after the packet). */
+enum vsock_conn_state {
+    VSOCK_STATE_UNKNOWN = 0,     /* capture started inside the connection */
+    VSOCK_STATE_CONNECTING,      /* REQUEST sent, no answer yet */
+    VSOCK_STATE_ESTABLISHED,
+    VSOCK_STATE_REFUSED,         /* REQUEST answered by RST */
+    VSOCK_STATE_HALF_CLOSED_CLIENT, /* the connecting side shut down sending */
+    VSOCK_STATE_HALF_CLOSED_SERVER, /* the listening side shut down sending */
+    VSOCK_STATE_CLOSING,         /* both directions shut down, no RST yet */
+    VSOCK_STATE_CLOSED,          /* RST after SHUTDOWN: a clean close */
+    VSOCK_STATE_RESET            /* RST without SHUTDOWN: an abort */
+};
+
+/* What the first pass learned about one packet; read on every pass (in
+ * wmem_file_scope, p_add_proto_data). Frame numbers are 0 when unknown. */
+typedef struct vsock_packet_analysis {
+    guint32 stream;
+    guint8  direction;           /* 0: from the side seen first (the connecting side) */
+    guint8  state;               /* enum vsock_conn_state after this packet */
+    guint16 flags;               /* VSOCK_A_* */
+    guint64 seq;                 /* offset of the first payload byte in its direction */
+    guint64 nxtseq;
+    nstime_t time_relative;      /* since the first packet of the stream */
+    nstime_t time_delta;         /* since the previous packet of the stream */
+    guint32 response_in;         /* REQUEST: its RESPONSE or RST */
+    guint32 response_to;         /* RESPONSE or RST: the REQUEST it answers */
+    nstime_t connect_time;       /* RESPONSE or RST: time since the REQUEST */
+    guint32 rst_in;              /* SHUTDOWN: the RST that answers it */
+    guint32 shutdown_frame;      /* RST: the SHUTDOWN it answers */
+    guint32 credit_update_in;    /* CREDIT_REQUEST: the CREDIT_UPDATE that answers it */
+    guint32 credit_request_frame; /* CREDIT_UPDATE: the CREDIT_REQUEST it answers */
+    gboolean has_credit;         /* peer_free and bytes_in_flight are known */
+    gint64  peer_free;           /* sender's credit before this packet */
+    guint32 bytes_in_flight;     /* sent and not yet consumed by the peer, after this packet */
+} vsock_packet_analysis_t;
+
+/* Analysis flags of a packet, each shown as an expert info. */
+#define VSOCK_A_UNKNOWN_CONNECTION   0x0001 /* first packet seen is not a REQUEST */
+#define VSOCK_A_CREDIT_VIOLATION     0x0002 /* RW beyond the peer's credit */
+#define VSOCK_A_CREDIT_EXHAUSTED     0x0004 /* the sender has no credit left */
+#define VSOCK_A_CREDIT_REOPENED      0x0008 /* the peer gives credit back to a stalled sender */
+#define VSOCK_A_FWD_CNT_BACKWARDS    0x0010
+#define VSOCK_A_DATA_AFTER_SHUTDOWN  0x0020 /* RW after the sender's SHUTDOWN send bit */
+#define VSOCK_A_DATA_AFTER_RST       0x0040
+#define VSOCK_A_DATA_BEFORE_CONNECT  0x0080 /* RW before the RESPONSE */
+#define VSOCK_A_NEW_STREAM_REUSE     0x0100 /* REQUEST reuses the addresses of an earlier stream */
+#define VSOCK_A_REFUSED              0x0200 /* RST answering a REQUEST */
+#define VSOCK_A_RESET                0x0400 /* RST aborting a connection (no SHUTDOWN before) */
+
+/* vsock-analysis.c: connection tracking. */
+void vsock_analysis_register(int proto);
+void vsock_analysis_init(void);
+/* First pass: track the connection; every pass: the stored result. */
+const vsock_packet_analysis_t *vsock_analyze_packet(packet_info *pinfo, vsock_hdr_t *hdr);
+void vsock_analysis_add_tree(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
+                             const vsock_hdr_t *hdr, const vsock_packet_analysis_t *pa);
+/* The stored analysis of the packet being dissected (or NULL), for taps and filters. */
+const vsock_packet_analysis_t *vsock_get_packet_analysis(packet_info *pinfo);
+
+/* vsock-taps.c: Follow, conversation and endpoint tables, conversation filter,
+ * statistics. */
+void vsock_taps_register(int proto);
+void vsock_taps_handoff(void);
+/* Queues the packet to the taps; payload_tvb is NULL without application data. */
+void vsock_taps_queue(packet_info *pinfo, vsock_hdr_t *hdr, tvbuff_t *payload_tvb);
 
 /* vsock-payload.c: the hand-off of payload bytes to subdissectors. */
 void vsock_payload_register(int proto);

@@ -73,6 +73,7 @@ CID_HYPERVISOR = 0
 CID_LOCAL = 1
 CID_HOST = 2
 CID_ANY = 0xFFFFFFFF
+CID_GUEST = 3           # the first CID a guest gets
 
 VSOCKMON_HDR_LEN = 32
 VIRTIO_HDR_LEN = 44
@@ -415,6 +416,108 @@ BAD_CASES = [
 ]
 
 
+# --------------------------------------------------------------------------
+# Connection analysis: one capture per rule (guest 3 -> host 2 unless said)
+# --------------------------------------------------------------------------
+
+
+def analysis_cases():
+    """file name -> list of (packet description, frame)."""
+    g, h = (CID_GUEST, 40000), (CID_HOST, 1234)
+    small = 4096  # the host's receive buffer in the credit case
+    cases = {}
+
+    cases["analysis_refused.pcap"] = [
+        ("REQUEST 3:40000 -> 2:1234", virtio_frame(g, h, OP_REQUEST)),
+        ("RST 2 -> 3, buf_alloc 0, fwd_cnt 0 (no listener)",
+         virtio_frame(h, g, OP_RST, buf_alloc=0)),
+    ]
+    cases["analysis_reset.pcap"] = [
+        ("REQUEST", virtio_frame(g, h, OP_REQUEST)),
+        ("RESPONSE", virtio_frame(h, g, OP_RESPONSE)),
+        ("RW 3 -> 2, 1000 bytes", virtio_frame(g, h, OP_RW, payload=b"r" * 1000)),
+        ("RW 2 -> 3, 500 bytes, fwd_cnt 1000",
+         virtio_frame(h, g, OP_RW, payload=b"s" * 500, fwd_cnt=1000)),
+        ("RST 2 -> 3 in the middle of the transfer (no SHUTDOWN)",
+         virtio_frame(h, g, OP_RST, fwd_cnt=1000)),
+        ("RW 3 -> 2, 10 bytes after the RST", virtio_frame(g, h, OP_RW, payload=b"t" * 10, fwd_cnt=500)),
+    ]
+    cases["analysis_halfclose.pcap"] = [
+        ("REQUEST", virtio_frame(g, h, OP_REQUEST)),
+        ("RESPONSE", virtio_frame(h, g, OP_RESPONSE)),
+        ("RW 3 -> 2 \"req\"", virtio_frame(g, h, OP_RW, payload=b"req")),
+        ("SHUTDOWN 3 -> 2 flags 2 (SEND): half-close",
+         virtio_frame(g, h, OP_SHUTDOWN, flags=SHUTDOWN_SEND)),
+        ("RW 2 -> 3, 100 bytes, fwd_cnt 3: data still flows the other way",
+         virtio_frame(h, g, OP_RW, payload=b"a" * 100, fwd_cnt=3)),
+        ("RW 2 -> 3, 50 bytes, fwd_cnt 3", virtio_frame(h, g, OP_RW, payload=b"b" * 50, fwd_cnt=3)),
+        ("RW 3 -> 2, 5 bytes, fwd_cnt 150: data after its own SHUTDOWN (SEND)",
+         virtio_frame(g, h, OP_RW, payload=b"c" * 5, fwd_cnt=150)),
+        ("SHUTDOWN 2 -> 3 flags 3", virtio_frame(h, g, OP_SHUTDOWN, flags=3, fwd_cnt=8)),
+        ("RST 3 -> 2 answering the SHUTDOWN", virtio_frame(g, h, OP_RST, fwd_cnt=150)),
+    ]
+    cases["analysis_credit.pcap"] = [
+        ("REQUEST", virtio_frame(g, h, OP_REQUEST)),
+        ("RESPONSE, host buf_alloc 4096", virtio_frame(h, g, OP_RESPONSE, buf_alloc=small)),
+        ("RW 3 -> 2, 2048 bytes (credit 4096)", virtio_frame(g, h, OP_RW, payload=b"d" * 2048)),
+        ("RW 3 -> 2, 2048 bytes (credit 2048): credit exhausted",
+         virtio_frame(g, h, OP_RW, payload=b"e" * 2048)),
+        ("CREDIT_UPDATE 2 -> 3, fwd_cnt 2048: credit reopened",
+         virtio_frame(h, g, OP_CREDIT_UPDATE, buf_alloc=small, fwd_cnt=2048)),
+        ("RW 3 -> 2, 1024 bytes (credit 2048)", virtio_frame(g, h, OP_RW, payload=b"f" * 1024)),
+        ("RW 3 -> 2, 2048 bytes (credit 1024): credit violation",
+         virtio_frame(g, h, OP_RW, payload=b"g" * 2048)),
+        ("CREDIT_REQUEST 3 -> 2", virtio_frame(g, h, OP_CREDIT_REQUEST)),
+        ("CREDIT_UPDATE 2 -> 3, fwd_cnt 5120: answers the request, credit reopened",
+         virtio_frame(h, g, OP_CREDIT_UPDATE, buf_alloc=small, fwd_cnt=5120)),
+        ("CREDIT_UPDATE 2 -> 3, fwd_cnt 4000: fwd_cnt went backwards",
+         virtio_frame(h, g, OP_CREDIT_UPDATE, buf_alloc=small, fwd_cnt=4000)),
+    ]
+    reuse = (CID_GUEST, 5000)
+    cases["analysis_reuse.pcap"] = [
+        ("REQUEST 3:5000 -> 2:1234", virtio_frame(reuse, h, OP_REQUEST)),
+        ("RESPONSE", virtio_frame(h, reuse, OP_RESPONSE)),
+        ("SHUTDOWN 3 -> 2 flags 3", virtio_frame(reuse, h, OP_SHUTDOWN, flags=3)),
+        ("RST 2 -> 3", virtio_frame(h, reuse, OP_RST)),
+        ("REQUEST 3:5000 -> 2:1234 again: a new stream", virtio_frame(reuse, h, OP_REQUEST)),
+        ("RESPONSE", virtio_frame(h, reuse, OP_RESPONSE)),
+        ("RW 3 -> 2 \"x\"", virtio_frame(reuse, h, OP_RW, payload=b"x")),
+    ]
+    cases["analysis_midstream.pcap"] = [
+        ("RW 3 -> 2, 100 bytes, fwd_cnt 5000: the capture starts mid-connection",
+         virtio_frame(g, h, OP_RW, payload=b"m" * 100, fwd_cnt=5000)),
+        ("CREDIT_UPDATE 2 -> 3, buf_alloc 65536, fwd_cnt 9000",
+         virtio_frame(h, g, OP_CREDIT_UPDATE, buf_alloc=65536, fwd_cnt=9000)),
+        ("RW 3 -> 2, 1000 bytes, fwd_cnt 5000", virtio_frame(g, h, OP_RW, payload=b"n" * 1000, fwd_cnt=5000)),
+        ("RW 2 -> 3, 10 bytes, buf_alloc 65536, fwd_cnt 9000",
+         virtio_frame(h, g, OP_RW, payload=b"o" * 10, buf_alloc=65536, fwd_cnt=9000)),
+    ]
+    cases["analysis_early_data.pcap"] = [
+        ("REQUEST", virtio_frame(g, h, OP_REQUEST)),
+        ("RW 3 -> 2 before the RESPONSE", virtio_frame(g, h, OP_RW, payload=b"early")),
+        ("RESPONSE", virtio_frame(h, g, OP_RESPONSE, fwd_cnt=5)),
+        ("REQUEST 3:40001 -> 2:1234, never answered", virtio_frame((CID_GUEST, 40001), h, OP_REQUEST)),
+    ]
+    cases["analysis_many_streams.pcap"] = many_streams(1500)
+    return cases
+
+
+def many_streams(count):
+    """count connections, interleaved round-robin phase by phase."""
+    host = (CID_HOST, 1234)
+    guests = [(CID_GUEST, 10000 + i) for i in range(count)]
+    desc = "%d interleaved streams from 3:10000.. to 2:1234: REQUEST, RESPONSE, RW of 10 bytes, " \
+           "SHUTDOWN 3, RST; each phase round-robin over all streams" % count
+    phases = [
+        lambda g: virtio_frame(g, host, OP_REQUEST),
+        lambda g: virtio_frame(host, g, OP_RESPONSE),
+        lambda g: virtio_frame(g, host, OP_RW, payload=b"%010d" % g[1]),
+        lambda g: virtio_frame(g, host, OP_SHUTDOWN, flags=3),
+        lambda g: virtio_frame(host, g, OP_RST, fwd_cnt=10),
+    ]
+    return [(desc, phase(g)) for phase in phases for g in guests]
+
+
 def captures():
     """file name -> list of (packet description, problem or None, frame)."""
     caps = {
@@ -423,6 +526,8 @@ def captures():
     }
     for name, desc, problem, frame in BAD_CASES:
         caps["bad_%s.pcap" % name] = [(desc, problem, frame)]
+    for fname, pkts in analysis_cases().items():
+        caps[fname] = [(d, None, f) for d, f in pkts]
     return caps
 
 
@@ -455,6 +560,9 @@ Each `bad_*.pcap` holds exactly one packet built on an RW stream packet
 def readme_text(caps):
     rows = []
     for fname, pkts in caps.items():
+        if len(pkts) > 50:  # one row for a bulk capture
+            rows.append("| %s | 1-%d | %s | - |\n" % (fname, len(pkts), pkts[0][0]))
+            continue
         for i, (desc, problem, _) in enumerate(pkts, 1):
             rows.append("| %s | %d | %s | %s |\n"
                         % (fname, i, desc.replace("|", "\\|"),

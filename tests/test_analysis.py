@@ -1,0 +1,186 @@
+"""Connection analysis: streams, offsets, state, links, credit flow control."""
+
+import json
+import os
+
+import pytest
+
+from vsocktest import CAPTURES
+
+ANALYSIS_FIELDS = ["vsock.stream", "vsock.state", "vsock.seq", "vsock.nxtseq", "vsock.analysis.peer_free",
+                   "vsock.analysis.bytes_in_flight"]
+LINK_FIELDS = ["vsock.response_in", "vsock.response_to", "vsock.rst_in", "vsock.shutdown_frame",
+               "vsock.credit_update_in", "vsock.credit_request_frame"]
+
+# vsock.state values
+UNKNOWN, CONNECTING, ESTABLISHED, REFUSED, HALF_CLIENT, HALF_SERVER, CLOSING, CLOSED, RESET = map(str, range(9))
+
+
+def synthetic(name):
+    return f"synthetic/analysis_{name}.pcap"
+
+
+def rows(tshark, name, fields, two_pass=True):
+    extra = ["-2"] if two_pass else []
+    return [tuple(row) for row in tshark.fields(tshark.capture(synthetic(name)), fields, extra=extra)]
+
+
+def experts(tshark, name, expert):
+    return tshark.frames(tshark.capture(synthetic(name)), expert, extra=["-2"])
+
+
+def test_refused_connection(tshark):
+    assert rows(tshark, "refused", ["vsock.stream", "vsock.state"] + LINK_FIELDS[:2]) == [
+        ("0", CONNECTING, "2", ""),
+        ("0", REFUSED, "", "1"),
+    ]
+    assert experts(tshark, "refused", "vsock.analysis.refused") == [2]
+    assert tshark.column(tshark.capture(synthetic("refused")), "_ws.col.Info")[1] == "[Refused] 1234 → 40000 [RST]"
+    (connect_time,) = tshark.column(tshark.capture(synthetic("refused")), "vsock.connect_time", "vsock.response_to")
+    assert float(connect_time) == pytest.approx(0.001)
+
+
+def test_reset_mid_transfer(tshark):
+    assert rows(tshark, "reset", ANALYSIS_FIELDS) == [
+        ("0", CONNECTING, "", "", "", ""),
+        ("0", ESTABLISHED, "", "", "", ""),
+        ("0", ESTABLISHED, "0", "1000", "262144", "1000"),
+        ("0", ESTABLISHED, "0", "500", "262144", "500"),
+        ("0", RESET, "", "", "", ""),
+        ("0", RESET, "1000", "1010", "262144", "10"),
+    ]
+    assert experts(tshark, "reset", "vsock.analysis.reset") == [5]
+    assert experts(tshark, "reset", "vsock.analysis.data_after_rst") == [6]
+
+
+def test_half_close_with_data_flowing(tshark):
+    assert rows(tshark, "halfclose", ["vsock.state", "vsock.seq", "vsock.nxtseq"] + LINK_FIELDS[2:4]) == [
+        (CONNECTING, "", "", "", ""),
+        (ESTABLISHED, "", "", "", ""),
+        (ESTABLISHED, "0", "3", "", ""),
+        (HALF_CLIENT, "", "", "", ""),
+        (HALF_CLIENT, "0", "100", "", ""),
+        (HALF_CLIENT, "100", "150", "", ""),
+        (HALF_CLIENT, "3", "8", "", ""),
+        (CLOSING, "", "", "9", ""),
+        (CLOSED, "", "", "", "8"),
+    ]
+    # Data from the listening side after the client's half-close is fine; the
+    # client's own data after its SHUTDOWN (send) is not.
+    assert experts(tshark, "halfclose", "vsock.analysis.data_after_shutdown") == [7]
+    assert experts(tshark, "halfclose", "_ws.expert") == [7]
+
+
+def test_credit_exhausted_reopened_and_violated(tshark):
+    assert rows(tshark, "credit", ["vsock.analysis.peer_free", "vsock.analysis.bytes_in_flight"]
+                + LINK_FIELDS[4:]) == [
+        ("", "", "", ""),
+        ("", "", "", ""),
+        ("4096", "2048", "", ""),
+        ("2048", "4096", "", ""),
+        ("", "", "", ""),
+        ("2048", "3072", "", ""),
+        ("1024", "5120", "", ""),
+        ("", "", "9", ""),
+        ("", "", "", "8"),
+        ("", "", "", ""),
+    ]
+    assert experts(tshark, "credit", "vsock.analysis.credit_exhausted") == [4, 7]
+    assert experts(tshark, "credit", "vsock.analysis.credit_reopened") == [5, 9]
+    assert experts(tshark, "credit", "vsock.analysis.credit_violation") == [7]
+    assert experts(tshark, "credit", "vsock.analysis.fwd_cnt_backwards") == [10]
+    capture = tshark.capture(synthetic("credit"))
+    assert tshark.column(capture, "_ws.expert.message", "frame.number == 7")[0].split("|")[0] == \
+        "RW of 2048 bytes exceeds the sender's credit of 1024 bytes"
+    assert tshark.column(capture, "_ws.col.Info", "frame.number == 7") == \
+        ["[Credit violation] [Credit exhausted] 40000 → 1234 [RW] Len=2048"]
+
+
+def test_stream_reused_after_close(tshark):
+    assert rows(tshark, "reuse", ["vsock.stream", "vsock.state"]) == [
+        ("0", CONNECTING), ("0", ESTABLISHED), ("0", CLOSING), ("0", CLOSED),
+        ("1", CONNECTING), ("1", ESTABLISHED), ("1", ESTABLISHED),
+    ]
+    assert experts(tshark, "reuse", "vsock.analysis.reused_ports") == [5]
+    assert tshark.frames(tshark.capture(synthetic("reuse")), "vsock.stream eq 1") == [5, 6, 7]
+
+
+def test_capture_starting_mid_connection(tshark):
+    assert rows(tshark, "midstream", ANALYSIS_FIELDS) == [
+        ("0", UNKNOWN, "0", "100", "", ""),
+        ("0", UNKNOWN, "", "", "", ""),
+        ("0", UNKNOWN, "100", "1100", "65536", "1000"),
+        ("0", UNKNOWN, "0", "10", "262144", "10"),
+    ]
+    # A note, not an error, and only once.
+    assert experts(tshark, "midstream", "vsock.analysis.unknown_connection") == [1]
+    assert experts(tshark, "midstream", "_ws.expert.severity >= 6291456") == []
+
+
+def test_data_before_response_and_request_never_answered(tshark):
+    assert experts(tshark, "early_data", "vsock.analysis.data_before_connect") == [2]
+    # Only a second pass knows that the REQUEST in frame 4 was never answered.
+    assert experts(tshark, "early_data", "vsock.analysis.no_response") == [4]
+    assert tshark.frames(tshark.capture(synthetic("early_data")), "vsock.analysis.no_response") == []
+
+
+def test_thousands_of_interleaved_streams(tshark):
+    capture = tshark.capture(synthetic("many_streams"))
+    result = tshark.fields(capture, ["vsock.src_port", "vsock.dst_port", "vsock.stream", "vsock.state"])
+    count = 1500
+    assert len(result) == 5 * count
+    for index, (src, dst, stream, state) in enumerate(result):
+        phase, n = divmod(index, count)
+        assert stream == str(n)
+        assert 10000 + n in (int(src), int(dst))
+        assert state == [CONNECTING, ESTABLISHED, ESTABLISHED, CLOSING, CLOSED][phase]
+    assert tshark.frames(capture, "_ws.expert") == []
+
+
+@pytest.mark.parametrize("name", ["credit", "halfclose", "reset", "midstream", "reuse", "many_streams"])
+def test_one_pass_and_two_pass_agree(tshark, name):
+    """Everything but the forward links (known only once later packets were seen)."""
+    fields = ANALYSIS_FIELDS + ["vsock.response_to", "vsock.shutdown_frame", "vsock.credit_request_frame",
+                                "vsock.time_relative", "vsock.time_delta", "_ws.col.Info"]
+    assert rows(tshark, name, fields, two_pass=False) == rows(tshark, name, fields, two_pass=True)
+
+
+REAL = ["real/stream_basic", "real/refused", "real/credit", "real/multi_halfclose", "real/seqpacket",
+        "real/http", "real/tls", "real/ssh", "real/reset", "real/unread_close", "real/vhost", "real/vhost_guest",
+        "reference/stream_basic", "reference/stream_multi", "reference/http_over_vsock", "reference/seqpacket"]
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_real_captures_streams_and_outcomes(tshark, name):
+    with open(os.path.join(CAPTURES, name + ".json")) as f:
+        truth = json.load(f)
+    capture = tshark.capture(name + ".pcap")
+    result = tshark.fields(capture, ["vsock.stream", "vsock.src_port", "vsock.dst_port", "vsock.state"])
+    streams = {}
+    for stream, src, dst, state in result:
+        streams.setdefault(int(stream), {"ports": {int(src), int(dst)}, "states": []})["states"].append(state)
+    assert sorted(streams) == list(range(len(truth["connections"])))
+    for conn in truth["connections"]:
+        ports = {conn["src"]["port"], conn["dst"]["port"]}
+        (stream,) = [s for s in streams.values() if s["ports"] == ports]
+        if conn["result"] == "refused":
+            assert stream["states"][-1] == REFUSED
+        else:
+            assert ESTABLISHED in stream["states"]
+            # Linux closes with SHUTDOWN and RST, even for an abortive close.
+            assert stream["states"][-1] in (CLOSED, CLOSING)
+    # A real kernel never exceeds credit, nor moves fwd_cnt backwards.
+    assert tshark.frames(capture, "vsock.analysis.credit_violation || vsock.analysis.fwd_cnt_backwards"
+                                  " || vsock.analysis.data_after_rst || vsock.analysis.data_after_shutdown") == []
+
+
+def test_real_credit_capture_stalls_and_resumes(tshark):
+    capture = tshark.capture("real/credit.pcap")
+    exhausted = tshark.frames(capture, "vsock.analysis.credit_exhausted")
+    reopened = tshark.frames(capture, "vsock.analysis.credit_reopened")
+    assert len(exhausted) > 10
+    # Every stall is followed by the CREDIT_UPDATE that reopens it, before the next stall.
+    assert len(reopened) == len(exhausted)
+    assert all(e < r for e, r in zip(exhausted, reopened))
+    assert all(r < e for r, e in zip(reopened, exhausted[1:]))
+    assert set(tshark.column(capture, "vsock.virtio.op", "vsock.analysis.credit_reopened")) == {"6"}

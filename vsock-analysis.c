@@ -1,0 +1,607 @@
+/* vsock-analysis.c
+ * Connection tracking for vsock, in the manner of TCP analysis: streams,
+ * per-direction offsets, connection state, the links between requests and
+ * their answers, and credit flow control (virtio spec, "Flow control").
+ *
+ * The first pass runs the state machine and stores one record per packet;
+ * every pass builds the tree from that record only, so all passes agree.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#define WS_LOG_DOMAIN "vsock"
+#include <wireshark.h>
+
+#include <epan/packet.h>
+#include <epan/conversation.h>
+#include <epan/expert.h>
+#include <epan/prefs.h>
+#include <epan/proto_data.h>
+
+#include "vsock-compat.h"
+#include "packet-vsock.h"
+
+/* Key of the per-packet analysis record (wmem_file_scope). */
+#define VSOCK_PROTO_DATA_ANALYSIS 16
+
+static const value_string vsock_state_vals[] = {
+    { VSOCK_STATE_UNKNOWN,            "Tracked from mid-connection" },
+    { VSOCK_STATE_CONNECTING,         "Connecting" },
+    { VSOCK_STATE_ESTABLISHED,        "Established" },
+    { VSOCK_STATE_REFUSED,            "Refused" },
+    { VSOCK_STATE_HALF_CLOSED_CLIENT, "Half-closed (connecting side done sending)" },
+    { VSOCK_STATE_HALF_CLOSED_SERVER, "Half-closed (listening side done sending)" },
+    { VSOCK_STATE_CLOSING,            "Closing" },
+    { VSOCK_STATE_CLOSED,             "Closed" },
+    { VSOCK_STATE_RESET,              "Reset" },
+    { 0, NULL }
+};
+
+/* One direction of a connection, named for its sender. */
+typedef struct vsock_flow {
+    guint64 cid;
+    guint32 port;
+    guint64 seq;               /* payload bytes sent since tracking began */
+    guint32 tx_cnt;            /* the kernel's free-running count of bytes sent */
+    gboolean tx_cnt_known;     /* tx_cnt is aligned with the peer's fwd_cnt */
+    gboolean credit_known;     /* buf_alloc and fwd_cnt below were advertised */
+    guint32 buf_alloc;         /* this side's receive buffer ... */
+    guint32 fwd_cnt;           /* ... and how much of it this side consumed */
+    gboolean stalled;          /* this sender has no credit left */
+    guint32 shutdown_flags;    /* sticky SHUTDOWN bits this side sent */
+    gboolean rst_sent;
+    vsock_packet_analysis_t *unanswered_shutdown;
+    guint32 unanswered_shutdown_frame;
+    vsock_packet_analysis_t *unanswered_credit_request;
+    guint32 unanswered_credit_request_frame;
+} vsock_flow_t;
+
+typedef struct vsock_conv {
+    guint32 stream;
+    guint8 state;
+    gboolean is_dgram;
+    vsock_flow_t flow[2];      /* flow[0]: the side seen first */
+    vsock_packet_analysis_t *request;
+    guint32 request_frame;
+    nstime_t request_ts;
+    nstime_t ts_first;
+    nstime_t ts_prev;
+} vsock_conv_t;
+
+static int proto_vsock = -1;
+static guint32 vsock_stream_count;
+static gboolean vsock_analyze = TRUE;
+
+static int hf_vsock_stream = -1;
+static int hf_vsock_seq = -1;
+static int hf_vsock_nxtseq = -1;
+static int hf_vsock_time_relative = -1;
+static int hf_vsock_time_delta = -1;
+static int hf_vsock_state = -1;
+static int hf_vsock_response_in = -1;
+static int hf_vsock_response_to = -1;
+static int hf_vsock_connect_time = -1;
+static int hf_vsock_rst_in = -1;
+static int hf_vsock_shutdown_frame = -1;
+static int hf_vsock_credit_update_in = -1;
+static int hf_vsock_credit_request_frame = -1;
+static int hf_vsock_analysis = -1;
+static int hf_vsock_analysis_peer_free = -1;
+static int hf_vsock_analysis_bytes_in_flight = -1;
+
+static int ett_vsock_analysis = -1;
+
+static expert_field ei_vsock_unknown_connection = EI_INIT;
+static expert_field ei_vsock_credit_violation = EI_INIT;
+static expert_field ei_vsock_credit_exhausted = EI_INIT;
+static expert_field ei_vsock_credit_reopened = EI_INIT;
+static expert_field ei_vsock_fwd_cnt_backwards = EI_INIT;
+static expert_field ei_vsock_data_after_shutdown = EI_INIT;
+static expert_field ei_vsock_data_after_rst = EI_INIT;
+static expert_field ei_vsock_data_before_connect = EI_INIT;
+static expert_field ei_vsock_stream_reused = EI_INIT;
+static expert_field ei_vsock_no_response = EI_INIT;
+static expert_field ei_vsock_refused = EI_INIT;
+static expert_field ei_vsock_reset = EI_INIT;
+
+/* The analysis flags with their expert info and Info column tag. */
+static const struct {
+    guint16 flag;
+    expert_field *ei;
+    const char *tag;
+} vsock_flag_experts[] = {
+    { VSOCK_A_UNKNOWN_CONNECTION,  &ei_vsock_unknown_connection,  NULL },
+    { VSOCK_A_CREDIT_VIOLATION,    &ei_vsock_credit_violation,    "Credit violation" },
+    { VSOCK_A_CREDIT_EXHAUSTED,    &ei_vsock_credit_exhausted,    "Credit exhausted" },
+    { VSOCK_A_CREDIT_REOPENED,     &ei_vsock_credit_reopened,     "Credit reopened" },
+    { VSOCK_A_FWD_CNT_BACKWARDS,   &ei_vsock_fwd_cnt_backwards,   "fwd_cnt backwards" },
+    { VSOCK_A_DATA_AFTER_SHUTDOWN, &ei_vsock_data_after_shutdown, "Data after SHUTDOWN" },
+    { VSOCK_A_DATA_AFTER_RST,      &ei_vsock_data_after_rst,      "Data after RST" },
+    { VSOCK_A_DATA_BEFORE_CONNECT, &ei_vsock_data_before_connect, "Data before RESPONSE" },
+    { VSOCK_A_NEW_STREAM_REUSE,    &ei_vsock_stream_reused,       NULL },
+    { VSOCK_A_REFUSED,             &ei_vsock_refused,             "Refused" },
+    { VSOCK_A_RESET,               &ei_vsock_reset,               "Reset" },
+};
+
+static void vsock_analysis_init_routine(void)
+{
+    vsock_stream_count = 0;
+}
+
+/* Both directions of a connection share one key: the lower endpoint first. */
+static void conversation_key(const vsock_hdr_t *hdr, conversation_element_t *key)
+{
+    gboolean src_first = hdr->src_cid < hdr->dst_cid ||
+                         (hdr->src_cid == hdr->dst_cid && hdr->src_port <= hdr->dst_port);
+
+    key[0].type = CE_STRING;
+    key[0].str_val = "vsock";
+    key[1].type = CE_UINT64;
+    key[1].uint64_val = src_first ? hdr->src_cid : hdr->dst_cid;
+    key[2].type = CE_PORT;
+    key[2].port_val = src_first ? hdr->src_port : hdr->dst_port;
+    key[3].type = CE_UINT64;
+    key[3].uint64_val = src_first ? hdr->dst_cid : hdr->src_cid;
+    key[4].type = CE_PORT;
+    key[4].port_val = src_first ? hdr->dst_port : hdr->src_port;
+    key[5].type = CE_CONVERSATION_TYPE;
+    key[5].conversation_type_val = CONVERSATION_NONE;
+}
+
+static vsock_conv_t *new_vsock_conv(packet_info *pinfo, const vsock_hdr_t *hdr, conversation_element_t *key)
+{
+    conversation_t *conv = conversation_new_full(pinfo->num, key);
+    vsock_conv_t *vconv = wmem_new0(wmem_file_scope(), vsock_conv_t);
+
+    vconv->stream = vsock_stream_count++;
+    vconv->state = VSOCK_STATE_UNKNOWN;
+    vconv->is_dgram = hdr->has_virtio && hdr->type == VIRTIO_VSOCK_TYPE_DGRAM;
+    vconv->flow[0].cid = hdr->src_cid;
+    vconv->flow[0].port = hdr->src_port;
+    vconv->flow[1].cid = hdr->dst_cid;
+    vconv->flow[1].port = hdr->dst_port;
+    vconv->ts_first = pinfo->abs_ts;
+    vconv->ts_prev = pinfo->abs_ts;
+    conversation_add_proto_data(conv, proto_vsock, vconv);
+    return vconv;
+}
+
+/* Finds the connection, or starts a stream: on its first packet, and on
+ * every REQUEST (a REQUEST always opens a new connection). */
+static vsock_conv_t *get_vsock_conv(packet_info *pinfo, const vsock_hdr_t *hdr, vsock_packet_analysis_t *pa)
+{
+    conversation_element_t key[6];
+    conversation_t *conv;
+    vsock_conv_t *vconv = NULL;
+
+    conversation_key(hdr, key);
+    conv = find_conversation_full(pinfo->num, key);
+    if (conv)
+        vconv = (vsock_conv_t *)conversation_get_proto_data(conv, proto_vsock);
+
+    if (vconv && hdr->virtio_op == VIRTIO_VSOCK_OP_REQUEST) {
+        pa->flags |= VSOCK_A_NEW_STREAM_REUSE;
+        vconv = NULL;
+    }
+    if (!vconv) {
+        vconv = new_vsock_conv(pinfo, hdr, key);
+        if (hdr->virtio_op != VIRTIO_VSOCK_OP_REQUEST && !vconv->is_dgram)
+            pa->flags |= VSOCK_A_UNKNOWN_CONNECTION;
+    }
+    return vconv;
+}
+
+/* The sender's credit: what the peer's buffer can still take (virtio spec). */
+static gboolean flow_credit(const vsock_flow_t *sender, const vsock_flow_t *peer, gint64 *credit)
+{
+    if (!sender->tx_cnt_known || !peer->credit_known)
+        return FALSE;
+    *credit = (gint64)peer->buf_alloc - (guint32)(sender->tx_cnt - peer->fwd_cnt);
+    return TRUE;
+}
+
+static gboolean is_terminal(guint8 state)
+{
+    return state == VSOCK_STATE_REFUSED || state == VSOCK_STATE_CLOSED || state == VSOCK_STATE_RESET;
+}
+
+static void link_answer(vsock_conv_t *vconv, packet_info *pinfo, vsock_packet_analysis_t *pa)
+{
+    if (!vconv->request)
+        return;
+    vconv->request->response_in = pinfo->num;
+    pa->response_to = vconv->request_frame;
+    nstime_delta(&pa->connect_time, &pinfo->abs_ts, &vconv->request_ts);
+    vconv->request = NULL;
+}
+
+/* State after a SHUTDOWN: one side done sending is a half-close; a side that
+ * shut both ways (close()) or both sides done sending is closing. */
+static guint8 state_after_shutdown(const vsock_conv_t *vconv)
+{
+    guint32 first = vconv->flow[0].shutdown_flags, second = vconv->flow[1].shutdown_flags;
+    const guint32 both = VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND;
+
+    if ((first & both) == both || (second & both) == both ||
+        ((first & VIRTIO_VSOCK_SHUTDOWN_SEND) && (second & VIRTIO_VSOCK_SHUTDOWN_SEND)))
+        return VSOCK_STATE_CLOSING;
+    if (first & VIRTIO_VSOCK_SHUTDOWN_SEND)
+        return VSOCK_STATE_HALF_CLOSED_CLIENT;
+    if (second & VIRTIO_VSOCK_SHUTDOWN_SEND)
+        return VSOCK_STATE_HALF_CLOSED_SERVER;
+    return vconv->state;
+}
+
+static void track_rst(vsock_conv_t *vconv, packet_info *pinfo, vsock_packet_analysis_t *pa, guint8 dir)
+{
+    vsock_flow_t *peer = &vconv->flow[1 - dir];
+
+    vconv->flow[dir].rst_sent = TRUE;
+    if (peer->unanswered_shutdown) {
+        peer->unanswered_shutdown->rst_in = pinfo->num;
+        pa->shutdown_frame = peer->unanswered_shutdown_frame;
+        peer->unanswered_shutdown = NULL;
+    }
+    switch (vconv->state) {
+    case VSOCK_STATE_CONNECTING:
+        link_answer(vconv, pinfo, pa);
+        vconv->state = VSOCK_STATE_REFUSED;
+        pa->flags |= VSOCK_A_REFUSED;
+        break;
+    case VSOCK_STATE_HALF_CLOSED_CLIENT:
+    case VSOCK_STATE_HALF_CLOSED_SERVER:
+    case VSOCK_STATE_CLOSING:
+        vconv->state = VSOCK_STATE_CLOSED;
+        break;
+    case VSOCK_STATE_UNKNOWN:
+    case VSOCK_STATE_ESTABLISHED:
+        vconv->state = VSOCK_STATE_RESET;
+        pa->flags |= VSOCK_A_RESET;
+        break;
+    default:
+        break; /* duplicate RSTs after a close are normal */
+    }
+}
+
+/* Credit accounting of an RW from dir: before it, the sender's credit. */
+static void track_rw(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, guint8 dir, guint32 len)
+{
+    vsock_flow_t *sender = &vconv->flow[dir], *peer = &vconv->flow[1 - dir];
+    gint64 credit;
+
+    if (sender->shutdown_flags & VIRTIO_VSOCK_SHUTDOWN_SEND)
+        pa->flags |= VSOCK_A_DATA_AFTER_SHUTDOWN;
+    if (sender->rst_sent || peer->rst_sent)
+        pa->flags |= VSOCK_A_DATA_AFTER_RST;
+    if (vconv->state == VSOCK_STATE_CONNECTING)
+        pa->flags |= VSOCK_A_DATA_BEFORE_CONNECT;
+
+    pa->has_credit = flow_credit(sender, peer, &credit);
+    if (pa->has_credit) {
+        pa->peer_free = credit;
+        if ((gint64)len > credit)
+            pa->flags |= VSOCK_A_CREDIT_VIOLATION;
+    }
+    sender->tx_cnt += len;
+    sender->seq += len;
+    if (pa->has_credit) {
+        pa->bytes_in_flight = sender->tx_cnt - peer->fwd_cnt;
+        if (credit - (gint64)len <= 0 && len > 0) {
+            pa->flags |= VSOCK_A_CREDIT_EXHAUSTED;
+            sender->stalled = TRUE;
+        }
+    }
+}
+
+/* Every packet advertises its sender's buf_alloc and fwd_cnt: the credit of
+ * the other direction. */
+static void track_advertised_credit(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, guint8 dir,
+                                    const vsock_hdr_t *hdr)
+{
+    vsock_flow_t *sender = &vconv->flow[dir], *peer = &vconv->flow[1 - dir];
+    gint64 credit;
+
+    /* An RST for an unknown socket carries zeros: it advertises nothing. */
+    if (hdr->virtio_op == VIRTIO_VSOCK_OP_RST)
+        return;
+    if (sender->credit_known && (gint32)(hdr->fwd_cnt - sender->fwd_cnt) < 0)
+        pa->flags |= VSOCK_A_FWD_CNT_BACKWARDS;
+    sender->buf_alloc = hdr->buf_alloc;
+    sender->fwd_cnt = hdr->fwd_cnt;
+    sender->credit_known = TRUE;
+
+    /* Tracked from mid-connection: assume nothing of the peer's was in flight. */
+    if (!peer->tx_cnt_known) {
+        peer->tx_cnt = hdr->fwd_cnt;
+        peer->tx_cnt_known = TRUE;
+    }
+    if (peer->stalled && flow_credit(peer, sender, &credit) && credit > 0) {
+        pa->flags |= VSOCK_A_CREDIT_REOPENED;
+        peer->stalled = FALSE;
+    }
+}
+
+static void track_operation(vsock_conv_t *vconv, packet_info *pinfo, vsock_packet_analysis_t *pa,
+                            guint8 dir, const vsock_hdr_t *hdr)
+{
+    vsock_flow_t *sender = &vconv->flow[dir], *peer = &vconv->flow[1 - dir];
+
+    switch (hdr->virtio_op) {
+    case VIRTIO_VSOCK_OP_REQUEST:
+        vconv->state = VSOCK_STATE_CONNECTING;
+        vconv->request = pa;
+        vconv->request_frame = pinfo->num;
+        vconv->request_ts = pinfo->abs_ts;
+        sender->tx_cnt_known = TRUE;   /* a connection's counters start at zero */
+        peer->tx_cnt_known = TRUE;
+        break;
+    case VIRTIO_VSOCK_OP_RESPONSE:
+        if (vconv->state == VSOCK_STATE_CONNECTING)
+            link_answer(vconv, pinfo, pa);
+        if (vconv->state == VSOCK_STATE_CONNECTING || vconv->state == VSOCK_STATE_UNKNOWN)
+            vconv->state = VSOCK_STATE_ESTABLISHED;
+        break;
+    case VIRTIO_VSOCK_OP_RST:
+        track_rst(vconv, pinfo, pa, dir);
+        break;
+    case VIRTIO_VSOCK_OP_SHUTDOWN:
+        sender->shutdown_flags |= hdr->flags;
+        sender->unanswered_shutdown = pa;
+        sender->unanswered_shutdown_frame = pinfo->num;
+        if (!is_terminal(vconv->state))
+            vconv->state = state_after_shutdown(vconv);
+        break;
+    case VIRTIO_VSOCK_OP_RW:
+        track_rw(vconv, pa, dir, hdr->len);
+        break;
+    case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
+        sender->unanswered_credit_request = pa;
+        sender->unanswered_credit_request_frame = pinfo->num;
+        break;
+    case VIRTIO_VSOCK_OP_CREDIT_UPDATE:
+        if (peer->unanswered_credit_request) {
+            peer->unanswered_credit_request->credit_update_in = pinfo->num;
+            pa->credit_request_frame = peer->unanswered_credit_request_frame;
+            peer->unanswered_credit_request = NULL;
+        }
+        break;
+    default:
+        break;
+    }
+    track_advertised_credit(vconv, pa, dir, hdr);
+}
+
+/* Datagrams have no connection: offsets and times only. */
+static void track_dgram(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, guint8 dir, const vsock_hdr_t *hdr)
+{
+    if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW)
+        vconv->flow[dir].seq += hdr->len;
+    pa->state = VSOCK_STATE_UNKNOWN;
+}
+
+static vsock_packet_analysis_t *analyze_first_pass(packet_info *pinfo, const vsock_hdr_t *hdr)
+{
+    vsock_packet_analysis_t *pa = wmem_new0(wmem_file_scope(), vsock_packet_analysis_t);
+    vsock_conv_t *vconv = get_vsock_conv(pinfo, hdr, pa);
+    guint8 dir = (hdr->src_cid == vconv->flow[0].cid && hdr->src_port == vconv->flow[0].port) ? 0 : 1;
+
+    pa->stream = vconv->stream;
+    pa->direction = dir;
+    pa->seq = vconv->flow[dir].seq;
+    nstime_delta(&pa->time_relative, &pinfo->abs_ts, &vconv->ts_first);
+    nstime_delta(&pa->time_delta, &pinfo->abs_ts, &vconv->ts_prev);
+    vconv->ts_prev = pinfo->abs_ts;
+
+    if (vconv->is_dgram)
+        track_dgram(vconv, pa, dir, hdr);
+    else
+        track_operation(vconv, pinfo, pa, dir, hdr);
+    pa->nxtseq = vconv->flow[dir].seq;
+    if (!vconv->is_dgram)
+        pa->state = vconv->state;
+    return pa;
+}
+
+const vsock_packet_analysis_t *vsock_analyze_packet(packet_info *pinfo, vsock_hdr_t *hdr)
+{
+    vsock_packet_analysis_t *pa;
+
+    /* Only virtio packets carry what connection tracking needs. */
+    if (!vsock_analyze || !hdr->has_virtio)
+        return NULL;
+    pa = (vsock_packet_analysis_t *)p_get_proto_data(wmem_file_scope(), pinfo, proto_vsock,
+                                                      VSOCK_PROTO_DATA_ANALYSIS);
+    if (!pa && !PINFO_FD_VISITED(pinfo)) {
+        pa = analyze_first_pass(pinfo, hdr);
+        p_add_proto_data(wmem_file_scope(), pinfo, proto_vsock, VSOCK_PROTO_DATA_ANALYSIS, pa);
+    }
+    if (pa) {
+        hdr->has_stream = TRUE;
+        hdr->stream = pa->stream;
+    }
+    return pa;
+}
+
+const vsock_packet_analysis_t *vsock_get_packet_analysis(packet_info *pinfo)
+{
+    return (const vsock_packet_analysis_t *)p_get_proto_data(wmem_file_scope(), pinfo, proto_vsock,
+                                                              VSOCK_PROTO_DATA_ANALYSIS);
+}
+
+static void add_frame_link(proto_tree *tree, int hf, tvbuff_t *tvb, guint32 frame)
+{
+    if (frame)
+        proto_item_set_generated(proto_tree_add_uint(tree, hf, tvb, 0, 0, frame));
+}
+
+static void add_analysis_experts(packet_info *pinfo, proto_item *item, const vsock_hdr_t *hdr,
+                                 const vsock_packet_analysis_t *pa)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(vsock_flag_experts); i++) {
+        if (!(pa->flags & vsock_flag_experts[i].flag))
+            continue;
+        if (vsock_flag_experts[i].flag == VSOCK_A_CREDIT_VIOLATION)
+            expert_add_info_format(pinfo, item, vsock_flag_experts[i].ei,
+                                   "RW of %u bytes exceeds the sender's credit of %" G_GINT64_MODIFIER "d bytes",
+                                   hdr->len, pa->peer_free);
+        else if (vsock_flag_experts[i].flag == VSOCK_A_REFUSED)
+            expert_add_info_format(pinfo, item, vsock_flag_experts[i].ei,
+                                   "Connection refused: the REQUEST in frame %u was answered by RST",
+                                   pa->response_to);
+        else
+            expert_add_info(pinfo, item, vsock_flag_experts[i].ei);
+    }
+    /* Backwards, as each tag is prepended: the Info column lists them in table order. */
+    for (size_t n = G_N_ELEMENTS(vsock_flag_experts); n > 0; n--) {
+        if ((pa->flags & vsock_flag_experts[n - 1].flag) && vsock_flag_experts[n - 1].tag)
+            col_prepend_fence_fstr(pinfo->cinfo, COL_INFO, "[%s] ", vsock_flag_experts[n - 1].tag);
+    }
+    /* Only a later pass knows that no answer ever came. */
+    if (hdr->virtio_op == VIRTIO_VSOCK_OP_REQUEST && pa->response_in == 0 && PINFO_FD_VISITED(pinfo))
+        expert_add_info(pinfo, item, &ei_vsock_no_response);
+}
+
+void vsock_analysis_add_tree(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
+                             const vsock_hdr_t *hdr, const vsock_packet_analysis_t *pa)
+{
+    proto_item *item;
+    proto_tree *analysis_tree;
+
+    proto_item_set_generated(proto_tree_add_uint(tree, hf_vsock_stream, tvb, 0, 0, pa->stream));
+    if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW) {
+        proto_item_set_generated(proto_tree_add_uint64(tree, hf_vsock_seq, tvb, 0, 0, pa->seq));
+        proto_item_set_generated(proto_tree_add_uint64(tree, hf_vsock_nxtseq, tvb, 0, 0, pa->nxtseq));
+    }
+    proto_item_set_generated(proto_tree_add_time(tree, hf_vsock_time_relative, tvb, 0, 0, &pa->time_relative));
+    proto_item_set_generated(proto_tree_add_time(tree, hf_vsock_time_delta, tvb, 0, 0, &pa->time_delta));
+    if (hdr->type != VIRTIO_VSOCK_TYPE_DGRAM)
+        proto_item_set_generated(proto_tree_add_uint(tree, hf_vsock_state, tvb, 0, 0, pa->state));
+
+    add_frame_link(tree, hf_vsock_response_in, tvb, pa->response_in);
+    add_frame_link(tree, hf_vsock_response_to, tvb, pa->response_to);
+    if (pa->response_to)
+        proto_item_set_generated(proto_tree_add_time(tree, hf_vsock_connect_time, tvb, 0, 0, &pa->connect_time));
+    add_frame_link(tree, hf_vsock_rst_in, tvb, pa->rst_in);
+    add_frame_link(tree, hf_vsock_shutdown_frame, tvb, pa->shutdown_frame);
+    add_frame_link(tree, hf_vsock_credit_update_in, tvb, pa->credit_update_in);
+    add_frame_link(tree, hf_vsock_credit_request_frame, tvb, pa->credit_request_frame);
+
+    item = proto_tree_add_item(tree, hf_vsock_analysis, tvb, 0, 0, ENC_NA);
+    proto_item_set_generated(item);
+    analysis_tree = proto_item_add_subtree(item, ett_vsock_analysis);
+    if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW && pa->has_credit) {
+        proto_item_set_generated(proto_tree_add_int64(analysis_tree, hf_vsock_analysis_peer_free, tvb, 0, 0,
+                                                      pa->peer_free));
+        proto_item_set_generated(proto_tree_add_uint(analysis_tree, hf_vsock_analysis_bytes_in_flight, tvb, 0, 0,
+                                                     pa->bytes_in_flight));
+    }
+    add_analysis_experts(pinfo, item, hdr, pa);
+}
+
+void vsock_analysis_register(int proto)
+{
+    static hf_register_info hf[] = {
+        { &hf_vsock_stream,
+          { "Stream index", "vsock.stream", FT_UINT32, BASE_DEC, NULL, 0x0, NULL, HFILL } },
+        { &hf_vsock_seq,
+          { "Sequence offset", "vsock.seq", FT_UINT64, BASE_DEC, NULL, 0x0,
+            "Offset of this packet's first payload byte in its direction", HFILL } },
+        { &hf_vsock_nxtseq,
+          { "Next sequence offset", "vsock.nxtseq", FT_UINT64, BASE_DEC, NULL, 0x0, NULL, HFILL } },
+        { &hf_vsock_time_relative,
+          { "Time since first packet of the stream", "vsock.time_relative", FT_RELATIVE_TIME, BASE_NONE,
+            NULL, 0x0, NULL, HFILL } },
+        { &hf_vsock_time_delta,
+          { "Time since previous packet of the stream", "vsock.time_delta", FT_RELATIVE_TIME, BASE_NONE,
+            NULL, 0x0, NULL, HFILL } },
+        { &hf_vsock_state,
+          { "Connection state", "vsock.state", FT_UINT8, BASE_DEC, VALS(vsock_state_vals), 0x0,
+            "State of the connection after this packet", HFILL } },
+        { &hf_vsock_response_in,
+          { "Answered in", "vsock.response_in", FT_FRAMENUM, BASE_NONE, FRAMENUM_TYPE(FT_FRAMENUM_RESPONSE),
+            0x0, "The RESPONSE or RST that answers this REQUEST", HFILL } },
+        { &hf_vsock_response_to,
+          { "Request in", "vsock.response_to", FT_FRAMENUM, BASE_NONE, FRAMENUM_TYPE(FT_FRAMENUM_REQUEST),
+            0x0, "The REQUEST this RESPONSE or RST answers", HFILL } },
+        { &hf_vsock_connect_time,
+          { "Time since request", "vsock.connect_time", FT_RELATIVE_TIME, BASE_NONE, NULL, 0x0, NULL, HFILL } },
+        { &hf_vsock_rst_in,
+          { "RST in", "vsock.rst_in", FT_FRAMENUM, BASE_NONE, FRAMENUM_TYPE(FT_FRAMENUM_RESPONSE), 0x0,
+            "The RST that answers this SHUTDOWN", HFILL } },
+        { &hf_vsock_shutdown_frame,
+          { "SHUTDOWN in", "vsock.shutdown_frame", FT_FRAMENUM, BASE_NONE, FRAMENUM_TYPE(FT_FRAMENUM_REQUEST),
+            0x0, "The SHUTDOWN this RST answers", HFILL } },
+        { &hf_vsock_credit_update_in,
+          { "Credit update in", "vsock.credit_update_in", FT_FRAMENUM, BASE_NONE,
+            FRAMENUM_TYPE(FT_FRAMENUM_RESPONSE), 0x0, NULL, HFILL } },
+        { &hf_vsock_credit_request_frame,
+          { "Credit request in", "vsock.credit_request_frame", FT_FRAMENUM, BASE_NONE,
+            FRAMENUM_TYPE(FT_FRAMENUM_REQUEST), 0x0, NULL, HFILL } },
+        { &hf_vsock_analysis,
+          { "Connection analysis", "vsock.analysis", FT_NONE, BASE_NONE, NULL, 0x0, NULL, HFILL } },
+        { &hf_vsock_analysis_peer_free,
+          { "Sender's credit before this packet", "vsock.analysis.peer_free", FT_INT64, BASE_DEC, NULL, 0x0,
+            "peer buf_alloc - (bytes sent - peer fwd_cnt)", HFILL } },
+        { &hf_vsock_analysis_bytes_in_flight,
+          { "Bytes in flight", "vsock.analysis.bytes_in_flight", FT_UINT32, BASE_DEC, NULL, 0x0,
+            "Bytes sent and not yet consumed by the peer, this packet included", HFILL } },
+    };
+    static gint *ett[] = {
+        &ett_vsock_analysis,
+    };
+    static ei_register_info ei[] = {
+        { &ei_vsock_unknown_connection,
+          { "vsock.analysis.unknown_connection", PI_SEQUENCE, PI_NOTE,
+            "Packet of a connection whose start was not captured: tracked from here", EXPFILL } },
+        { &ei_vsock_credit_violation,
+          { "vsock.analysis.credit_violation", PI_PROTOCOL, PI_WARN,
+            "RW exceeds the sender's credit", EXPFILL } },
+        { &ei_vsock_credit_exhausted,
+          { "vsock.analysis.credit_exhausted", PI_SEQUENCE, PI_WARN,
+            "Credit exhausted: the sender must wait for a credit update", EXPFILL } },
+        { &ei_vsock_credit_reopened,
+          { "vsock.analysis.credit_reopened", PI_SEQUENCE, PI_CHAT,
+            "Credit reopened: the stalled sender may send again", EXPFILL } },
+        { &ei_vsock_fwd_cnt_backwards,
+          { "vsock.analysis.fwd_cnt_backwards", PI_PROTOCOL, PI_WARN,
+            "fwd_cnt went backwards", EXPFILL } },
+        { &ei_vsock_data_after_shutdown,
+          { "vsock.analysis.data_after_shutdown", PI_PROTOCOL, PI_WARN,
+            "Data after the sender's SHUTDOWN (send)", EXPFILL } },
+        { &ei_vsock_data_after_rst,
+          { "vsock.analysis.data_after_rst", PI_PROTOCOL, PI_WARN,
+            "Data after RST", EXPFILL } },
+        { &ei_vsock_data_before_connect,
+          { "vsock.analysis.data_before_connect", PI_PROTOCOL, PI_WARN,
+            "Data before the connection was established", EXPFILL } },
+        { &ei_vsock_stream_reused,
+          { "vsock.analysis.reused_ports", PI_SEQUENCE, PI_NOTE,
+            "A new connection reuses the CIDs and ports of an earlier stream", EXPFILL } },
+        { &ei_vsock_no_response,
+          { "vsock.analysis.no_response", PI_SEQUENCE, PI_WARN,
+            "REQUEST never answered", EXPFILL } },
+        { &ei_vsock_refused,
+          { "vsock.analysis.refused", PI_SEQUENCE, PI_WARN,
+            "Connection refused", EXPFILL } },
+        { &ei_vsock_reset,
+          { "vsock.analysis.reset", PI_SEQUENCE, PI_WARN,
+            "Connection reset: RST without SHUTDOWN", EXPFILL } },
+    };
+    expert_module_t *expert;
+    module_t *module;
+
+    proto_vsock = proto;
+    proto_register_field_array(proto, hf, array_length(hf));
+    proto_register_subtree_array(ett, array_length(ett));
+    expert = expert_register_protocol(proto);
+    expert_register_field_array(expert, ei, array_length(ei));
+    register_init_routine(vsock_analysis_init_routine);
+
+    module = prefs_find_module("vsock");
+    if (module == NULL)
+        module = prefs_register_protocol(proto, NULL);
+    prefs_register_bool_preference(module, "analyze_connections", "Analyze vsock connections",
+                                   "Track connections: streams, state, links between requests and answers, "
+                                   "credit flow control and the expert info about them",
+                                   &vsock_analyze);
+}
