@@ -592,7 +592,9 @@ static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vo
     vsock_taps_queue(pinfo, hdr, payload_tvb);
     /* After our Info: an application protocol replaces it, as over TCP. */
     if (payload_tvb)
-        vsock_dissect_payload(payload_tvb, pinfo, tree, hdr);
+        vsock_reassemble_payload(payload_tvb, pinfo, tree, hdr, analysis);
+    else if (hdr->has_virtio && hdr->virtio_op == VIRTIO_VSOCK_OP_RST)
+        vsock_reassembly_note_rst(pinfo, vsock_tree, analysis);
     return tvb_captured_length(tvb);
 }
 
@@ -783,6 +785,7 @@ void proto_register_vsock_plugin(void)
     vsock_handle = create_dissector_handle(dissect_vsock, proto_vsock);
     vsock_payload_register(proto_vsock);
     vsock_analysis_register(proto_vsock);
+    vsock_reassembly_register(proto_vsock);
     vsock_taps_register(proto_vsock);
 }
 

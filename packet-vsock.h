@@ -141,6 +141,14 @@ void vsock_analysis_add_tree(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree
 /* The stored analysis of the packet being dissected (or NULL), for taps and filters. */
 const vsock_packet_analysis_t *vsock_get_packet_analysis(packet_info *pinfo);
 
+/* vsock-reassembly.c: application data across RW packets. */
+void vsock_reassembly_register(int proto);
+/* Hands an RW payload on, reassembling stream PDUs and seqpacket messages. */
+void vsock_reassemble_payload(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
+                              const vsock_packet_analysis_t *pa);
+/* An RST drops what was being reassembled; flags a cut seqpacket message. */
+void vsock_reassembly_note_rst(packet_info *pinfo, proto_tree *tree, const vsock_packet_analysis_t *pa);
+
 /* vsock-taps.c: Follow, conversation and endpoint tables, conversation filter,
  * statistics. */
 void vsock_taps_register(int proto);

@@ -146,9 +146,39 @@ static void offer_for_decode_as(const gchar *table_name _U_, gpointer handle, gp
     dissector_add_for_decode_as("vsock.port", (dissector_handle_t)handle);
 }
 
+/* Wireshark's own TCP heuristics serve vsock as well: a payload that clearly is
+ * TLS or HTTP is found on any port, before any port entry is tried. */
+static void adopt_tcp_heuristic(const char *tcp_short_name, const char *vsock_short_name,
+                                const char *display_name)
+{
+    heur_dtbl_entry_t *entry = find_heur_dissector_by_unique_short_name(tcp_short_name);
+
+    if (entry && !find_heur_dissector_by_unique_short_name(vsock_short_name))
+        heur_dissector_add("vsock", entry->dissector, display_name, vsock_short_name,
+                           proto_get_id(entry->protocol), HEURISTIC_ENABLE);
+}
+
+/* The services the reference lists on well-known vsock ports; each entry is a
+ * preference of its protocol and can be changed with Decode As. */
+static void add_well_known_port(const char *dissector_name, const char *ports)
+{
+    dissector_handle_t handle = find_dissector(dissector_name);
+
+    if (handle)
+        dissector_add_uint_range_with_preference("vsock.port", ports, handle);
+}
+
 void vsock_payload_handoff(void)
 {
     data_handle = find_dissector("data");
     /* Plugin handoffs run after the built-in ones, so tcp.port is complete here. */
     dissector_table_foreach_handle("tcp.port", offer_for_decode_as, NULL);
+
+    adopt_tcp_heuristic("tls_tcp", "tls_vsock", "TLS over vsock");
+    adopt_tcp_heuristic("http_tcp", "http_vsock", "HTTP over vsock");
+    adopt_tcp_heuristic("http2_tcp", "http2_vsock", "HTTP/2 over vsock");
+    adopt_tcp_heuristic("ssh_tcp", "ssh_vsock", "SSH over vsock");
+
+    add_well_known_port("ssh", "22");               /* systemd (v256+) VMs */
+    add_well_known_port("http2", "8888-8890,9001"); /* gRPC of ChromeOS VM tools */
 }

@@ -2,15 +2,7 @@
 
 import pytest
 
-# All the expert infos of the header dissection.
-HEADER_EXPERTS = {
-    "vsock.hdr.short", "vsock.trans_len.past_end", "vsock.trans.unknown", "vsock.trans_hdr.skipped",
-    "vsock.op.unknown", "vsock.op.mismatch", "vsock.reserved.nonzero", "vsock.cid.reserved_bits",
-    "vsock.cid.mismatch", "vsock.port.mismatch", "vsock.len.mismatch", "vsock.payload.unexpected",
-    "vsock.virtio.hdr_len.bad", "vsock.virtio.truncated", "vsock.virtio.op.unknown",
-    "vsock.virtio.op.invalid", "vsock.virtio.type.unknown", "vsock.virtio.len.zero",
-    "vsock.virtio.flags.unknown", "vsock.virtio.flags.shutdown_none",
-}
+from vsocktest import HEADER_EXPERTS
 
 # capture -> (the expert infos it must raise, and nothing else; one message to match exactly)
 CASES = {

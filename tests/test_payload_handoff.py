@@ -44,10 +44,13 @@ def test_decode_as_port_hands_a_request_to_http(tshark):
                          extra=["-d", "vsock.port==8080,http"]) == ["HTTP"]
 
 
-def test_without_decode_as_payload_is_data(tshark):
+def test_http_found_by_heuristic_without_decode_as(tshark):
     capture = tshark.capture(HTTP)
-    assert tshark.frames(capture, "http") == []
-    assert tshark.frames(capture, "data") == [3, 4]
+    assert tshark.frames(capture, "http") == [3, 4]
+    # Without the heuristic the payload is data.
+    off = ["--disable-heuristic", "http_vsock"]
+    assert tshark.frames(capture, "http", extra=off) == []
+    assert tshark.frames(capture, "data", extra=off) == [3, 4]
 
 
 def test_every_tcp_protocol_is_offered_for_decode_as(tshark):

@@ -21,6 +21,25 @@ FATAL_STDERR = ("Dissector bug", "DISSECTOR_ASSERT", "AddressSanitizer", "LeakSa
 FATAL_STDOUT = ("Dissector bug, protocol", "_ws.malformed.dissector_bug")
 
 
+# Every expert info of the plugin.
+HEADER_EXPERTS = {
+    "vsock.hdr.short", "vsock.trans_len.past_end", "vsock.trans.unknown", "vsock.trans_hdr.skipped",
+    "vsock.op.unknown", "vsock.op.mismatch", "vsock.reserved.nonzero", "vsock.cid.reserved_bits",
+    "vsock.cid.mismatch", "vsock.port.mismatch", "vsock.len.mismatch", "vsock.payload.unexpected",
+    "vsock.virtio.hdr_len.bad", "vsock.virtio.truncated", "vsock.virtio.op.unknown",
+    "vsock.virtio.op.invalid", "vsock.virtio.type.unknown", "vsock.virtio.len.zero",
+    "vsock.virtio.flags.unknown", "vsock.virtio.flags.shutdown_none",
+}
+ANALYSIS_EXPERTS = {
+    "vsock.analysis.unknown_connection", "vsock.analysis.credit_violation", "vsock.analysis.credit_exhausted",
+    "vsock.analysis.credit_reopened", "vsock.analysis.fwd_cnt_backwards", "vsock.analysis.data_after_shutdown",
+    "vsock.analysis.data_after_rst", "vsock.analysis.data_before_connect", "vsock.analysis.reused_ports",
+    "vsock.analysis.no_response", "vsock.analysis.refused", "vsock.analysis.reset",
+    "vsock.seqpacket.message_cut",
+}
+VSOCK_EXPERTS = HEADER_EXPERTS | ANALYSIS_EXPERTS
+
+
 class TsharkError(AssertionError):
     pass
 
@@ -144,3 +163,9 @@ class Tshark:
         out = self.text(["-r", capture, "-T", "pdml"] + list(extra), plugin=plugin)
         packets = out.split("<packet>")[1:]
         return [set(re.findall(r'<field name="([^"]+)"', packet)) for packet in packets]
+
+    def vsock_experts(self, capture, extra=(), plugin=True):
+        """Frame number -> the plugin's expert infos on it, for frames that have any."""
+        per_packet = self.pdml_field_names(capture, extra, plugin)
+        return {number: names & VSOCK_EXPERTS
+                for number, names in enumerate(per_packet, start=1) if names & VSOCK_EXPERTS}

@@ -498,6 +498,15 @@ def analysis_cases():
         ("RESPONSE", virtio_frame(h, g, OP_RESPONSE, fwd_cnt=5)),
         ("REQUEST 3:40001 -> 2:1234, never answered", virtio_frame((CID_GUEST, 40001), h, OP_REQUEST)),
     ]
+    seq = dict(type_=TYPE_SEQPACKET)
+    cases["analysis_seqpacket_cut.pcap"] = [
+        ("REQUEST seqpacket", virtio_frame(g, h, OP_REQUEST, **seq)),
+        ("RESPONSE seqpacket", virtio_frame(h, g, OP_RESPONSE, **seq)),
+        ("RW 3 -> 2, 100 bytes, no EOM", virtio_frame(g, h, OP_RW, payload=b"p" * 100, **seq)),
+        ("RW 3 -> 2, 50 bytes, EOM", virtio_frame(g, h, OP_RW, payload=b"q" * 50, flags=SEQ_EOM, **seq)),
+        ("RW 3 -> 2, 70 bytes, no EOM: a message begins", virtio_frame(g, h, OP_RW, payload=b"u" * 70, **seq)),
+        ("RST 2 -> 3 before its EOM: the message is lost", virtio_frame(h, g, OP_RST, fwd_cnt=150, **seq)),
+    ]
     cases["analysis_many_streams.pcap"] = many_streams(1500)
     return cases
 

@@ -1,0 +1,430 @@
+/* vsock-reassembly.c
+ * Reassembly of application data across RW packets: stream desegmentation
+ * for PDU dissectors (HTTP, TLS, SSH, ...), following Wireshark's contract
+ * (can_desegment, desegment_offset, desegment_len), and seqpacket messages up
+ * to their EOM.
+ *
+ * Wireshark 4.0 exports no streaming-reassembly helper, so the multi-segment
+ * PDU (MSP) bookkeeping is ours, shaped like packet-quic.c's: per direction one
+ * open MSP (vsock delivers in order, without retransmission), a record per
+ * packet of what the first pass decided, and a replay of that record on later
+ * passes so that every pass builds the same tree.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#define WS_LOG_DOMAIN "vsock"
+#include <wireshark.h>
+
+#include <epan/packet.h>
+#include <epan/expert.h>
+#include <epan/prefs.h>
+#include <epan/proto_data.h>
+#include <epan/reassemble.h>
+
+#include "vsock-compat.h"
+#include "packet-vsock.h"
+
+/* Key of the per-packet reassembly record (wmem_file_scope). */
+#define VSOCK_PROTO_DATA_REASSEMBLY 17
+
+#define NO_NEW_MSP G_MAXUINT32
+
+/* One direction of a connection: the PDU or message being put together. */
+typedef struct vsock_reassembly_flow {
+    gboolean msp_open;
+    guint32 msp_id;            /* reassembly id: the MSP's first frame */
+    guint64 msp_seq;           /* stream offset where the PDU starts */
+    guint64 msp_nxtpdu;        /* offset where it ends; 0: one more segment */
+    guint64 next_seq;          /* where the next segment must start */
+    gboolean msg_open;
+    guint32 msg_id;            /* seqpacket: the message's first frame */
+    guint32 msg_len;
+} vsock_reassembly_flow_t;
+
+/* What the first pass decided for one packet; later passes replay it. */
+typedef struct vsock_reassembly_packet {
+    guint32 msp_id;            /* the packet's first msp_bytes continue this MSP (0: none) */
+    guint32 msp_bytes;
+    gboolean msp_completes;
+    guint32 new_msp_offset;    /* where an unfinished PDU starts (NO_NEW_MSP: none) */
+    guint32 msg_id;            /* seqpacket message this packet belongs to (0: whole message) */
+    gboolean msg_completes;
+    guint32 msg_len;           /* at EOM: the message's length */
+    gboolean msg_cut;          /* RST while a message was incomplete */
+} vsock_reassembly_packet_t;
+
+static int proto_vsock = -1;
+static vsock_pref_bool vsock_desegment = TRUE;
+static reassembly_table vsock_reassembly_table;
+static wmem_map_t *vsock_reassembly_flows;
+
+static int hf_vsock_segment_data = -1;
+static int hf_vsock_msg_len = -1;
+static int hf_vsock_fragments = -1;
+static int hf_vsock_fragment = -1;
+static int hf_vsock_fragment_overlap = -1;
+static int hf_vsock_fragment_overlap_conflicts = -1;
+static int hf_vsock_fragment_multiple_tails = -1;
+static int hf_vsock_fragment_too_long_fragment = -1;
+static int hf_vsock_fragment_error = -1;
+static int hf_vsock_fragment_count = -1;
+static int hf_vsock_reassembled_in = -1;
+static int hf_vsock_reassembled_length = -1;
+static int hf_vsock_reassembled_data = -1;
+
+static int ett_vsock_fragment = -1;
+static int ett_vsock_fragments = -1;
+
+static expert_field ei_vsock_message_cut = EI_INIT;
+
+static const fragment_items vsock_fragment_items = {
+    &ett_vsock_fragment,
+    &ett_vsock_fragments,
+    &hf_vsock_fragments,
+    &hf_vsock_fragment,
+    &hf_vsock_fragment_overlap,
+    &hf_vsock_fragment_overlap_conflicts,
+    &hf_vsock_fragment_multiple_tails,
+    &hf_vsock_fragment_too_long_fragment,
+    &hf_vsock_fragment_error,
+    &hf_vsock_fragment_count,
+    &hf_vsock_reassembled_in,
+    &hf_vsock_reassembled_length,
+    &hf_vsock_reassembled_data,
+    "vsock segments"
+};
+
+static vsock_reassembly_flow_t *get_flow(const vsock_packet_analysis_t *pa, guint8 direction)
+{
+    gpointer key = GUINT_TO_POINTER((pa->stream << 1 | direction) + 1);
+    vsock_reassembly_flow_t *flow = (vsock_reassembly_flow_t *)wmem_map_lookup(vsock_reassembly_flows, key);
+
+    if (!flow) {
+        flow = wmem_new0(wmem_file_scope(), vsock_reassembly_flow_t);
+        wmem_map_insert(vsock_reassembly_flows, key, flow);
+    }
+    return flow;
+}
+
+/* A PDU dissector that only asked for more bytes may have written the Info
+ * column anyway; the segment keeps ours, as on a later pass. */
+static void call_payload_keep_info(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr);
+
+/* Application data to the subdissectors, which may ask for more (streams only). */
+static void call_payload(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
+                         gboolean can_desegment)
+{
+    pinfo->can_desegment = can_desegment ? 2 : 0;
+    pinfo->desegment_offset = 0;
+    pinfo->desegment_len = 0;
+    vsock_dissect_payload(tvb, pinfo, tree, hdr);
+}
+
+static void call_payload_keep_info(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
+{
+    const char *info = col_get_text(pinfo->cinfo, COL_INFO);
+    char *ours = info ? wmem_strdup(pinfo->pool, info) : NULL;
+
+    call_payload(tvb, pinfo, tree, hdr, TRUE);
+    if (ours && pinfo->desegment_len != 0 && pinfo->desegment_offset == 0)
+        col_add_str(pinfo->cinfo, COL_INFO, ours);
+}
+
+/* Bytes that belong to a PDU finished elsewhere; "Reassembled in" once known. */
+static void show_part(tvbuff_t *tvb, int offset, packet_info *pinfo, proto_tree *tree,
+                      fragment_head *fd_head, const char *what)
+{
+    proto_tree_add_item(tree, hf_vsock_segment_data, tvb, offset, -1, ENC_NA);
+    col_append_fstr(pinfo->cinfo, COL_INFO, " [vsock %s]", what);
+    if (fd_head)
+        process_reassembled_data(tvb, offset, pinfo, "Reassembled vsock payload", fd_head,
+                                 &vsock_fragment_items, NULL, tree);
+}
+
+static void show_segment(tvbuff_t *tvb, int offset, packet_info *pinfo, proto_tree *tree,
+                         fragment_head *fd_head)
+{
+    show_part(tvb, offset, pinfo, tree, fd_head, "segment of a reassembled PDU");
+}
+
+static gboolean wants_more(const packet_info *pinfo)
+{
+    return pinfo->desegment_len != 0;
+}
+
+static guint64 msp_end(guint64 start, guint32 have, guint32 more)
+{
+    return more == DESEGMENT_ONE_MORE_SEGMENT ? 0 : start + have + more;
+}
+
+/* First pass, a segment that continues the open MSP. Returns how many of its
+ * bytes the MSP took. */
+static guint32 continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
+                            guint64 seq, vsock_reassembly_flow_t *flow, vsock_reassembly_packet_t *rp)
+{
+    const guint32 len = tvb_reported_length(tvb);
+    const gboolean one_more = flow->msp_nxtpdu == 0;
+    const gboolean completes = one_more || seq + len >= flow->msp_nxtpdu;
+    const guint32 need = completes && !one_more ? (guint32)(flow->msp_nxtpdu - seq) : len;
+    fragment_head *fd_head;
+    tvbuff_t *pdu_tvb;
+
+    rp->msp_id = flow->msp_id;
+    rp->msp_bytes = need;
+    flow->next_seq = seq + len;
+    fd_head = fragment_add(&vsock_reassembly_table, tvb, 0, pinfo, flow->msp_id, NULL,
+                           (guint32)(seq - flow->msp_seq), need, !completes);
+    if (!completes || !fd_head) {
+        show_segment(tvb, 0, pinfo, tree, NULL);
+        return len;
+    }
+
+    pdu_tvb = process_reassembled_data(tvb, 0, pinfo, "Reassembled vsock payload", fd_head,
+                                       &vsock_fragment_items, NULL, tree);
+    call_payload_keep_info(pdu_tvb, pinfo, tree, hdr);
+    if (wants_more(pinfo) && pinfo->desegment_offset == 0) {
+        /* Still short: keep collecting, this whole segment included. */
+        guint32 more = pinfo->desegment_len;
+        fragment_set_partial_reassembly(&vsock_reassembly_table, pinfo, flow->msp_id, NULL);
+        if (need < len)
+            fragment_add(&vsock_reassembly_table, tvb, need, pinfo, flow->msp_id, NULL,
+                         (guint32)(seq + need - flow->msp_seq), len - need, TRUE);
+        flow->msp_nxtpdu = msp_end(flow->msp_seq, tvb_reported_length(pdu_tvb), more);
+        rp->msp_bytes = len;
+        return len;
+    }
+    rp->msp_completes = TRUE;
+    flow->msp_open = FALSE;
+    return need;
+}
+
+/* First pass, bytes that start new PDUs; opens an MSP if the last is unfinished. */
+static void dissect_new_pdus(tvbuff_t *tvb, guint32 offset, packet_info *pinfo, proto_tree *tree,
+                             const vsock_hdr_t *hdr, guint64 seq, vsock_reassembly_flow_t *flow,
+                             vsock_reassembly_packet_t *rp)
+{
+    const guint32 len = tvb_reported_length(tvb);
+    guint32 start;
+
+    call_payload_keep_info(tvb_new_subset_remaining(tvb, offset), pinfo, tree, hdr);
+    if (!wants_more(pinfo) || pinfo->desegment_offset >= (int)(len - offset))
+        return;
+    start = offset + pinfo->desegment_offset;
+    flow->msp_open = TRUE;
+    flow->msp_id = pinfo->num;
+    flow->msp_seq = seq + start;
+    flow->msp_nxtpdu = msp_end(seq + offset, len - offset, pinfo->desegment_len);
+    flow->next_seq = seq + len;
+    rp->new_msp_offset = start;
+    fragment_add(&vsock_reassembly_table, tvb, start, pinfo, pinfo->num, NULL, 0, len - start, TRUE);
+    show_segment(tvb, start, pinfo, tree, NULL);
+}
+
+static void stream_first_pass(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
+                              const vsock_packet_analysis_t *pa, vsock_reassembly_packet_t *rp)
+{
+    vsock_reassembly_flow_t *flow = get_flow(pa, pa->direction);
+    guint32 offset = 0;
+
+    /* A gap in the capture: the open PDU cannot be completed. */
+    if (flow->msp_open && flow->next_seq != pa->seq)
+        flow->msp_open = FALSE;
+    if (flow->msp_open)
+        offset = continue_msp(tvb, pinfo, tree, hdr, pa->seq, flow, rp);
+    if (offset < tvb_reported_length(tvb))
+        dissect_new_pdus(tvb, offset, pinfo, tree, hdr, pa->seq, flow, rp);
+}
+
+/* Later passes: the same calls on the same bytes as the first pass made. */
+static void stream_replay(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
+                          const vsock_reassembly_packet_t *rp)
+{
+    const guint32 len = tvb_reported_length(tvb);
+    guint32 offset = 0;
+
+    if (rp->msp_id) {
+        fragment_head *fd_head = fragment_get(&vsock_reassembly_table, pinfo, rp->msp_id, NULL);
+        if (!rp->msp_completes || !fd_head) {
+            show_segment(tvb, 0, pinfo, tree, fd_head);
+            return;
+        }
+        call_payload(process_reassembled_data(tvb, 0, pinfo, "Reassembled vsock payload", fd_head,
+                                              &vsock_fragment_items, NULL, tree),
+                     pinfo, tree, hdr, TRUE);
+        offset = rp->msp_bytes;
+    }
+    if (rp->new_msp_offset == NO_NEW_MSP) {
+        if (offset < len)
+            call_payload(tvb_new_subset_remaining(tvb, offset), pinfo, tree, hdr, TRUE);
+        return;
+    }
+    if (rp->new_msp_offset > offset)
+        call_payload(tvb_new_subset_length(tvb, offset, rp->new_msp_offset - offset), pinfo, tree, hdr, TRUE);
+    show_segment(tvb, rp->new_msp_offset, pinfo, tree,
+                 fragment_get(&vsock_reassembly_table, pinfo, pinfo->num, NULL));
+}
+
+/* Seqpacket: the RW packets of one message, up to the one with EOM. */
+static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
+                                 const vsock_packet_analysis_t *pa, vsock_reassembly_packet_t *rp,
+                                 gboolean first_pass)
+{
+    fragment_head *fd_head;
+    proto_item *item;
+
+    if (first_pass) {
+        vsock_reassembly_flow_t *flow = get_flow(pa, pa->direction);
+        const gboolean eom = (hdr->flags & VIRTIO_VSOCK_SEQ_EOM) != 0;
+        const guint32 len = tvb_reported_length(tvb);
+
+        if (!flow->msg_open && eom) {
+            rp->msg_len = len;
+        } else {
+            if (!flow->msg_open) {
+                flow->msg_open = TRUE;
+                flow->msg_id = pinfo->num;
+                flow->msg_len = 0;
+            }
+            fragment_add(&vsock_reassembly_table, tvb, 0, pinfo, flow->msg_id, NULL, flow->msg_len, len, !eom);
+            flow->msg_len += len;
+            rp->msg_id = flow->msg_id;
+            rp->msg_completes = eom;
+            rp->msg_len = eom ? flow->msg_len : 0;
+            flow->msg_open = !eom;
+        }
+    }
+    if (rp->msg_completes || !rp->msg_id) {
+        item = proto_tree_add_uint(tree, hf_vsock_msg_len, tvb, 0, 0, rp->msg_len);
+        proto_item_set_generated(item);
+    }
+    if (!rp->msg_id) {
+        call_payload(tvb, pinfo, tree, hdr, FALSE);
+        return;
+    }
+    fd_head = fragment_get(&vsock_reassembly_table, pinfo, rp->msg_id, NULL);
+    if (rp->msg_completes && fd_head) {
+        call_payload(process_reassembled_data(tvb, 0, pinfo, "Reassembled vsock message", fd_head,
+                                              &vsock_fragment_items, NULL, tree),
+                     pinfo, tree, hdr, FALSE);
+        return;
+    }
+    show_part(tvb, 0, pinfo, tree, fd_head && fd_head->reassembled_in ? fd_head : NULL,
+              "part of a reassembled message");
+}
+
+static vsock_reassembly_packet_t *get_packet_record(packet_info *pinfo, gboolean *first_pass)
+{
+    vsock_reassembly_packet_t *rp = (vsock_reassembly_packet_t *)p_get_proto_data(
+        wmem_file_scope(), pinfo, proto_vsock, VSOCK_PROTO_DATA_REASSEMBLY);
+
+    *first_pass = FALSE;
+    if (!rp && !PINFO_FD_VISITED(pinfo)) {
+        rp = wmem_new0(wmem_file_scope(), vsock_reassembly_packet_t);
+        rp->new_msp_offset = NO_NEW_MSP;
+        p_add_proto_data(wmem_file_scope(), pinfo, proto_vsock, VSOCK_PROTO_DATA_REASSEMBLY, rp);
+        *first_pass = TRUE;
+    }
+    return rp;
+}
+
+void vsock_reassemble_payload(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
+                              const vsock_packet_analysis_t *pa)
+{
+    vsock_reassembly_packet_t *rp;
+    gboolean first_pass;
+
+    if (!vsock_desegment || !pa || hdr->type == VIRTIO_VSOCK_TYPE_DGRAM ||
+        !(rp = get_packet_record(pinfo, &first_pass))) {
+        call_payload(tvb, pinfo, tree, hdr, FALSE);
+        return;
+    }
+    if (hdr->type == VIRTIO_VSOCK_TYPE_SEQPACKET)
+        dissect_message_part(tvb, pinfo, tree, hdr, pa, rp, first_pass);
+    else if (first_pass)
+        stream_first_pass(tvb, pinfo, tree, hdr, pa, rp);
+    else
+        stream_replay(tvb, pinfo, tree, hdr, rp);
+}
+
+void vsock_reassembly_note_rst(packet_info *pinfo, proto_tree *tree, const vsock_packet_analysis_t *pa)
+{
+    vsock_reassembly_packet_t *rp;
+    gboolean first_pass;
+
+    if (!vsock_desegment || !pa || !(rp = get_packet_record(pinfo, &first_pass)))
+        return;
+    if (first_pass) {
+        for (guint8 direction = 0; direction < 2; direction++) {
+            vsock_reassembly_flow_t *flow = get_flow(pa, direction);
+            rp->msg_cut |= flow->msg_open;
+            flow->msg_open = FALSE;
+            flow->msp_open = FALSE;
+        }
+    }
+    if (rp->msg_cut)
+        expert_add_info(pinfo, proto_tree_get_parent(tree), &ei_vsock_message_cut);
+}
+
+void vsock_reassembly_register(int proto)
+{
+    static hf_register_info hf[] = {
+        { &hf_vsock_segment_data,
+          { "vsock segment data", "vsock.segment_data", FT_BYTES, BASE_NONE, NULL, 0x0,
+            "Bytes of a PDU or message that is reassembled in another frame", HFILL } },
+        { &hf_vsock_msg_len,
+          { "Message length", "vsock.seqpacket.msg_len", FT_UINT32, BASE_DEC, NULL, 0x0,
+            "Length of the seqpacket message that ends in this packet (EOM)", HFILL } },
+        { &hf_vsock_fragments,
+          { "Reassembled vsock segments", "vsock.segments", FT_NONE, BASE_NONE, NULL, 0x0, NULL, HFILL } },
+        { &hf_vsock_fragment,
+          { "vsock segment", "vsock.segment", FT_FRAMENUM, BASE_NONE, NULL, 0x0, NULL, HFILL } },
+        { &hf_vsock_fragment_overlap,
+          { "Segment overlap", "vsock.segment.overlap", FT_BOOLEAN, BASE_NONE, NULL, 0x0, NULL, HFILL } },
+        { &hf_vsock_fragment_overlap_conflicts,
+          { "Conflicting data in segment overlap", "vsock.segment.overlap.conflict", FT_BOOLEAN, BASE_NONE,
+            NULL, 0x0, NULL, HFILL } },
+        { &hf_vsock_fragment_multiple_tails,
+          { "Multiple tail segments found", "vsock.segment.multipletails", FT_BOOLEAN, BASE_NONE, NULL, 0x0,
+            NULL, HFILL } },
+        { &hf_vsock_fragment_too_long_fragment,
+          { "Segment too long", "vsock.segment.toolongfragment", FT_BOOLEAN, BASE_NONE, NULL, 0x0, NULL, HFILL } },
+        { &hf_vsock_fragment_error,
+          { "Reassembling error", "vsock.segment.error", FT_FRAMENUM, BASE_NONE, NULL, 0x0, NULL, HFILL } },
+        { &hf_vsock_fragment_count,
+          { "Segment count", "vsock.segment.count", FT_UINT32, BASE_DEC, NULL, 0x0, NULL, HFILL } },
+        { &hf_vsock_reassembled_in,
+          { "Reassembled PDU in frame", "vsock.reassembled_in", FT_FRAMENUM, BASE_NONE, NULL, 0x0, NULL, HFILL } },
+        { &hf_vsock_reassembled_length,
+          { "Reassembled vsock length", "vsock.reassembled.length", FT_UINT32, BASE_DEC, NULL, 0x0, NULL, HFILL } },
+        { &hf_vsock_reassembled_data,
+          { "Reassembled vsock data", "vsock.reassembled.data", FT_BYTES, BASE_NONE, NULL, 0x0, NULL, HFILL } },
+    };
+    static gint *ett[] = {
+        &ett_vsock_fragment,
+        &ett_vsock_fragments,
+    };
+    static ei_register_info ei[] = {
+        { &ei_vsock_message_cut,
+          { "vsock.seqpacket.message_cut", PI_SEQUENCE, PI_WARN,
+            "RST while a seqpacket message was incomplete: the message is lost", EXPFILL } },
+    };
+    module_t *module;
+
+    proto_vsock = proto;
+    proto_register_field_array(proto, hf, array_length(hf));
+    proto_register_subtree_array(ett, array_length(ett));
+    expert_register_field_array(expert_register_protocol(proto), ei, array_length(ei));
+    reassembly_table_register(&vsock_reassembly_table, &addresses_ports_reassembly_table_functions);
+    vsock_reassembly_flows = wmem_map_new_autoreset(wmem_epan_scope(), wmem_file_scope(),
+                                                    g_direct_hash, g_direct_equal);
+
+    module = prefs_find_module("vsock");
+    if (module == NULL)
+        module = prefs_register_protocol(proto, NULL);
+    prefs_register_bool_preference(module, "desegment", "Allow subdissector to reassemble vsock streams",
+                                   "Whether subdissectors may ask for more bytes of a stream to reassemble "
+                                   "their PDUs across RW packets, and whether seqpacket messages are "
+                                   "reassembled up to their end of message (EOM)",
+                                   &vsock_desegment);
+}
