@@ -28,7 +28,7 @@ void proto_register_vsock_plugin(void);
 void proto_reg_handoff_vsock_plugin(void);
 
 /* vsockmon header */
-static const value_string vsockmon_op_vals[] = {
+const value_string vsockmon_op_vals[] = {
     { VSOCKMON_OP_UNKNOWN,    "Unknown" },
     { VSOCKMON_OP_CONNECT,    "Connect" },
     { VSOCKMON_OP_DISCONNECT, "Disconnect" },
@@ -72,16 +72,16 @@ static const value_string virtio_op_vals[] = {
     { 0, NULL }
 };
 
-/* Socket types other than stream are named in the Info column. */
-static const value_string virtio_type_info_vals[] = {
+/* Short socket type names: the Info column, statistics. */
+const value_string virtio_type_short_vals[] = {
     { VIRTIO_VSOCK_TYPE_STREAM,    "stream" },
     { VIRTIO_VSOCK_TYPE_SEQPACKET, "seqpacket" },
     { VIRTIO_VSOCK_TYPE_DGRAM,     "dgram" },
     { 0, NULL }
 };
 
-/* The short op names of the Info column, in the style of TCP's [SYN]. */
-static const value_string virtio_op_info_vals[] = {
+/* Short op names: the Info column in the style of TCP's [SYN], statistics. */
+const value_string virtio_op_short_vals[] = {
     { VIRTIO_VSOCK_OP_INVALID,        "INVALID" },
     { VIRTIO_VSOCK_OP_REQUEST,        "REQUEST" },
     { VIRTIO_VSOCK_OP_RESPONSE,       "RESPONSE" },
@@ -177,15 +177,31 @@ static void format_cid(gchar *buf, guint64 cid)
         snprintf(buf, ITEM_LABEL_LENGTH, "%" G_GUINT64_FORMAT, cid);
 }
 
-/* CID addresses: the Source and Destination columns name the well-known CIDs. */
+/* CID addresses are numbers, so that filters built from them work; the
+ * columns add the names of the well-known CIDs: "host (2)". */
 static int vsock_cid_to_str(const address *addr, gchar *buf, int buf_len)
 {
-    guint64 cid = pletoh64(addr->data);
-
-    (void)g_strlcpy(buf, val64_to_str_const(cid, vsock_cid_vals, ""), buf_len);
-    if (buf[0] == '\0')
-        snprintf(buf, buf_len, "%" G_GUINT64_FORMAT, cid);
+    snprintf(buf, buf_len, "%" G_GUINT64_FORMAT, pletoh64(addr->data));
     return (int)strlen(buf) + 1;
+}
+
+/* The columns show what this returns: the name of a well-known CID, else its
+ * number (dissection is single-threaded, so one buffer serves). */
+static const gchar *vsock_cid_name(const address *addr)
+{
+    static gchar number[21];
+    guint64 cid = pletoh64(addr->data);
+    const gchar *name = try_val64_to_str(cid, vsock_cid_vals);
+
+    if (name)
+        return name;
+    snprintf(number, sizeof number, "%" G_GUINT64_FORMAT, cid);
+    return number;
+}
+
+static int vsock_cid_name_len(void)
+{
+    return 11; /* "hypervisor" */
 }
 
 static int vsock_cid_str_len(const address *addr _U_)
@@ -511,7 +527,7 @@ static void set_info_column(packet_info *pinfo, const vsock_hdr_t *hdr)
         return;
     }
 
-    wmem_strbuf_append(buf, vsock_val_to_str(pinfo->pool, hdr->virtio_op, virtio_op_info_vals, "OP %u"));
+    wmem_strbuf_append(buf, vsock_val_to_str(pinfo->pool, hdr->virtio_op, virtio_op_short_vals, "OP %u"));
     if (hdr->virtio_op == VIRTIO_VSOCK_OP_SHUTDOWN) {
         add_flag_text(buf, hdr->flags, VIRTIO_VSOCK_SHUTDOWN_RCV, "rcv", &first);
         add_flag_text(buf, hdr->flags, VIRTIO_VSOCK_SHUTDOWN_SEND, "send", &first);
@@ -536,7 +552,7 @@ static void set_info_column(packet_info *pinfo, const vsock_hdr_t *hdr)
     }
     if (hdr->type != VIRTIO_VSOCK_TYPE_STREAM)
         wmem_strbuf_append_printf(buf, " (%s)",
-                                  vsock_val_to_str(pinfo->pool, hdr->type, virtio_type_info_vals, "type %u"));
+                                  vsock_val_to_str(pinfo->pool, hdr->type, virtio_type_short_vals, "type %u"));
     col_add_str(pinfo->cinfo, COL_INFO, wmem_strbuf_get_str(buf));
 }
 
@@ -780,7 +796,8 @@ void proto_register_vsock_plugin(void)
 
     vsock_address_type = address_type_dissector_register("AT_VSOCK_CID", "vsock CID",
                                                          vsock_cid_to_str, vsock_cid_str_len, NULL,
-                                                         vsock_cid_col_filter, vsock_cid_len, NULL, NULL);
+                                                         vsock_cid_col_filter, vsock_cid_len,
+                                                         vsock_cid_name, vsock_cid_name_len);
 
     vsock_handle = create_dissector_handle(dissect_vsock, proto_vsock);
     vsock_payload_register(proto_vsock);

@@ -59,6 +59,11 @@ enum virtio_vsock_op {
 #define VMADDR_CID_HOST       2
 #define VMADDR_CID_ANY        0xFFFFFFFFu
 
+/* Value names shared by the dissector and the statistics (packet-vsock.c). */
+extern const value_string vsockmon_op_vals[];
+extern const value_string virtio_type_short_vals[];
+extern const value_string virtio_op_short_vals[];
+
 /* What one packet's headers say; filled while parsing, in pinfo->pool.
  * The payload hand-off and the taps read it. */
 typedef struct vsock_hdr {

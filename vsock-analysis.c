@@ -70,7 +70,7 @@ typedef struct vsock_conv {
 
 static int proto_vsock = -1;
 static guint32 vsock_stream_count;
-static gboolean vsock_analyze = TRUE;
+static vsock_pref_bool vsock_analyze = TRUE;
 
 static int hf_vsock_stream = -1;
 static int hf_vsock_seq = -1;

@@ -1,5 +1,7 @@
 /* vsock-taps.c
- * Follow, conversation and endpoint tables, conversation filter, statistics.
+ * Follow vsock Stream, the conversation and endpoint tables, the
+ * conversation filter and the "vsock,tree" statistics, in the manner of
+ * UDP and DCCP.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -8,18 +10,368 @@
 #include <wireshark.h>
 
 #include <epan/packet.h>
+#include <epan/address_types.h>
+#include <epan/conversation_filter.h>
+#include <epan/conversation_table.h>
+#include <epan/follow.h>
+#include <epan/stats_tree.h>
+#include <epan/tap.h>
+#include <wsutil/pint.h>
 
 #include "vsock-compat.h"
 #include "packet-vsock.h"
 
-void vsock_taps_register(int proto _U_)
+/* What the "vsock" tap carries for each packet. */
+typedef struct vsock_tap_info {
+    const vsock_hdr_t *hdr;
+    /* Shallow copies of pinfo->src and pinfo->dst (the CIDs): a payload
+     * dissector may change those before the taps run. */
+    address src;
+    address dst;
+    /* Connection tracking's record, NULL without it (no virtio header, or
+     * vsock.analyze_connections off). */
+    const vsock_packet_analysis_t *analysis;
+} vsock_tap_info_t;
+
+/* A is the side seen first (the connecting side when the REQUEST was
+ * captured), as in the conversation table. */
+static const value_string stats_state_vals[] = {
+    { VSOCK_STATE_UNKNOWN,            "tracked from mid-connection" },
+    { VSOCK_STATE_CONNECTING,         "connecting" },
+    { VSOCK_STATE_ESTABLISHED,        "established" },
+    { VSOCK_STATE_REFUSED,            "refused" },
+    { VSOCK_STATE_HALF_CLOSED_CLIENT, "half-closed by A" },
+    { VSOCK_STATE_HALF_CLOSED_SERVER, "half-closed by B" },
+    { VSOCK_STATE_CLOSING,            "closing" },
+    { VSOCK_STATE_CLOSED,             "closed" },
+    { VSOCK_STATE_RESET,              "reset" },
+    { 0, NULL }
+};
+
+static const char st_str_operations[] = "Packets by socket type and operation";
+static const char st_str_no_virtio[] = "no virtio header";
+static const char st_str_streams[] = "Streams";
+
+static int proto_vsock = -1;
+static int vsock_tap = -1;
+static int vsock_follow_tap = -1;
+static int vsock_cid_address_type = -1;
+
+/* Per statistics tree: the streams seen and the state each one's "State"
+ * rows show. Keyed by the stats_tree, as several trees (GUI windows) can be
+ * open at once. */
+typedef struct vsock_stats_data {
+    GHashTable *stream_states;   /* stream -> GUINT_TO_POINTER(state + 1), NULL: no state yet */
+    guint32 last_frame;          /* a retap starts over from frame 1 */
+} vsock_stats_data_t;
+
+static GHashTable *vsock_stats_trees;
+
+/* A CID of the plugin's address type, or FALSE for any other address. */
+static gboolean get_address_cid(const address *addr, guint64 *cid)
 {
+    if (addr->type != vsock_cid_address_type || addr->len != 8)
+        return FALSE;
+    *cid = pletoh64(addr->data);
+    return TRUE;
+}
+
+/* ---- Follow vsock Stream ---- */
+
+/* The stream of the selected packet, as connection tracking recorded it:
+ * looked up, never created. */
+static gchar *vsock_follow_conv_filter(epan_dissect_t *edt _U_, packet_info *pinfo,
+                                       guint *stream, guint *sub_stream _U_)
+{
+    const vsock_packet_analysis_t *pa = vsock_get_packet_analysis(pinfo);
+
+    if (pa == NULL)
+        return NULL;
+    *stream = pa->stream;
+    return ws_strdup_printf("vsock.stream eq %u", pa->stream);
+}
+
+static gchar *vsock_follow_index_filter(guint stream, guint sub_stream _U_)
+{
+    return ws_strdup_printf("vsock.stream eq %u", stream);
+}
+
+/* Ports come as int; vsock ports are 32-bit unsigned, so cast them back. */
+static gchar *vsock_follow_address_filter(address *src_addr, address *dst_addr, int src_port, int dst_port)
+{
+    guint64 src_cid, dst_cid;
+
+    if (!get_address_cid(src_addr, &src_cid) || !get_address_cid(dst_addr, &dst_cid))
+        return NULL;
+    return ws_strdup_printf("((vsock.src_cid eq %" G_GUINT64_FORMAT " and vsock.src_port eq %u) and "
+                            "(vsock.dst_cid eq %" G_GUINT64_FORMAT " and vsock.dst_port eq %u)) or "
+                            "((vsock.src_cid eq %" G_GUINT64_FORMAT " and vsock.src_port eq %u) and "
+                            "(vsock.dst_cid eq %" G_GUINT64_FORMAT " and vsock.dst_port eq %u))",
+                            src_cid, (guint32)src_port, dst_cid, (guint32)dst_port,
+                            dst_cid, (guint32)dst_port, src_cid, (guint32)src_port);
+}
+
+/* No service names exist for vsock ports. */
+static gchar *vsock_port_to_display(wmem_allocator_t *allocator, guint port)
+{
+    return wmem_strdup_printf(allocator, "%u", port);
+}
+
+/* ---- Conversation filter ---- */
+
+static vsock_cb_bool vsock_filter_valid(VSOCK_CONV_FILTER_ARGS(pinfo))
+{
+    return proto_is_frame_protocol(pinfo->layers, "vsock") && vsock_get_packet_analysis(pinfo) != NULL;
+}
+
+static gchar *vsock_build_filter(VSOCK_CONV_FILTER_ARGS(pinfo))
+{
+    const vsock_packet_analysis_t *pa = vsock_get_packet_analysis(pinfo);
+
+    if (pa == NULL)
+        return NULL;
+    return ws_strdup_printf("vsock.stream eq %u", pa->stream);
+}
+
+/* ---- Conversation and endpoint tables ---- */
+
+static const char *vsock_filter_field(conv_filter_type_e filter)
+{
+    switch (filter) {
+    case CONV_FT_SRC_ADDRESS:
+        return "vsock.src_cid";
+    case CONV_FT_DST_ADDRESS:
+        return "vsock.dst_cid";
+    case CONV_FT_ANY_ADDRESS:
+        return "vsock.cid";
+    case CONV_FT_SRC_PORT:
+        return "vsock.src_port";
+    case CONV_FT_DST_PORT:
+        return "vsock.dst_port";
+    case CONV_FT_ANY_PORT:
+        return "vsock.port";
+    default:
+        return CONV_FILTER_INVALID;
+    }
+}
+
+static const char *vsock_conv_get_filter_type(conv_item_t *conv _U_, conv_filter_type_e filter)
+{
+    return vsock_filter_field(filter);
+}
+
+static ct_dissector_info_t vsock_ct_dissector_info = { &vsock_conv_get_filter_type };
+
+static const char *vsock_endpoint_get_filter_type(endpoint_item_t *endpoint _U_, conv_filter_type_e filter)
+{
+    return vsock_filter_field(filter);
+}
+
+static et_dissector_info_t vsock_endpoint_dissector_info = { &vsock_endpoint_get_filter_type };
+
+/* One row per stream (the stream index is the conversation id, so a
+ * connection that reuses the ports of a closed one gets its own row).
+ * Packets without connection tracking fall back to addresses and ports.
+ * CONVERSATION_NONE: Wireshark has no vsock conversation type, and the TCP
+ * or UDP types would resolve vsock ports as TCP/UDP services. */
+static tap_packet_status vsock_conversation_packet(void *pct, packet_info *pinfo, epan_dissect_t *edt _U_,
+                                                   const void *data, tap_flags_t flags)
+{
+    conv_hash_t *hash = (conv_hash_t *)pct;
+    const vsock_tap_info_t *info = (const vsock_tap_info_t *)data;
+    conv_id_t conv_id = info->analysis ? (conv_id_t)info->analysis->stream : CONV_ID_UNSET;
+
+    hash->flags = flags;
+    add_conversation_table_data_with_conv_id(hash, &info->src, &info->dst,
+                                             info->hdr->src_port, info->hdr->dst_port, conv_id,
+                                             1, info->hdr->frame_len, &pinfo->rel_ts, &pinfo->abs_ts,
+                                             &vsock_ct_dissector_info, CONVERSATION_NONE);
+    return TAP_PACKET_REDRAW;
+}
+
+/* One row per CID and port; each packet counts for its sender and its receiver. */
+static tap_packet_status vsock_endpoint_packet(void *pit, packet_info *pinfo _U_, epan_dissect_t *edt _U_,
+                                               const void *data, tap_flags_t flags)
+{
+    conv_hash_t *hash = (conv_hash_t *)pit;
+    const vsock_tap_info_t *info = (const vsock_tap_info_t *)data;
+
+    hash->flags = flags;
+    add_endpoint_table_data(hash, &info->src, info->hdr->src_port, TRUE, 1, info->hdr->frame_len,
+                            &vsock_endpoint_dissector_info, ENDPOINT_NONE);
+    add_endpoint_table_data(hash, &info->dst, info->hdr->dst_port, FALSE, 1, info->hdr->frame_len,
+                            &vsock_endpoint_dissector_info, ENDPOINT_NONE);
+    return TAP_PACKET_REDRAW;
+}
+
+/* ---- Statistics tree: -z vsock,tree ---- */
+
+static void vsock_stats_data_free(gpointer p)
+{
+    vsock_stats_data_t *data = (vsock_stats_data_t *)p;
+
+    g_hash_table_destroy(data->stream_states);
+    g_free(data);
+}
+
+static void vsock_stats_tree_init(stats_tree *st)
+{
+    vsock_stats_data_t *data = g_new0(vsock_stats_data_t, 1);
+
+    data->stream_states = g_hash_table_new(g_direct_hash, g_direct_equal);
+    if (vsock_stats_trees == NULL)
+        vsock_stats_trees = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, vsock_stats_data_free);
+    g_hash_table_replace(vsock_stats_trees, st, data);
+
+    stats_tree_create_node(st, st_str_operations, 0, STAT_DT_INT, TRUE);
+    stats_tree_create_node(st, st_str_streams, 0, STAT_DT_INT, TRUE);
+}
+
+static void vsock_stats_tree_cleanup(stats_tree *st)
+{
+    if (vsock_stats_trees)
+        g_hash_table_remove(vsock_stats_trees, st);
+}
+
+/* The tree's memory of stream states. A reset (retap) zeroes the counters
+ * without calling init: the frame numbers starting over tell. */
+static vsock_stats_data_t *stats_data_for_packet(stats_tree *st, const packet_info *pinfo)
+{
+    vsock_stats_data_t *data = vsock_stats_trees ? g_hash_table_lookup(vsock_stats_trees, st) : NULL;
+
+    if (data == NULL)
+        return NULL;
+    if (pinfo->num <= data->last_frame)
+        g_hash_table_remove_all(data->stream_states);
+    data->last_frame = pinfo->num;
+    return data;
+}
+
+/* Packets by socket type, then virtio operation; vsockmon operation for
+ * packets without a virtio header. */
+static void stats_tick_operation(stats_tree *st, packet_info *pinfo, const vsock_hdr_t *hdr)
+{
+    int parent = stats_tree_parent_id_by_name(st, st_str_operations);
+    int type_node;
+
+    tick_stat_node(st, st_str_operations, 0, TRUE);
+    if (!hdr->has_virtio) {
+        type_node = tick_stat_node(st, st_str_no_virtio, parent, TRUE);
+        tick_stat_node(st, vsock_val_to_str(pinfo->pool, hdr->op, vsockmon_op_vals, "op %u"),
+                       type_node, FALSE);
+        return;
+    }
+    type_node = tick_stat_node(st, vsock_val_to_str(pinfo->pool, hdr->type, virtio_type_short_vals, "type %u"),
+                               parent, TRUE);
+    tick_stat_node(st, vsock_val_to_str(pinfo->pool, hdr->virtio_op, virtio_op_short_vals, "OP %u"),
+                   type_node, FALSE);
+}
+
+/* "Stream 0: 3:50000 <-> 2:1234", A (the side seen first) on the left. */
+static const char *stats_stream_name(packet_info *pinfo, const vsock_hdr_t *hdr, const vsock_packet_analysis_t *pa)
+{
+    gboolean from_a = pa->direction == 0;
+
+    return wmem_strdup_printf(pinfo->pool, "Stream %u: %" G_GUINT64_FORMAT ":%u <-> %" G_GUINT64_FORMAT ":%u",
+                              pa->stream,
+                              from_a ? hdr->src_cid : hdr->dst_cid, from_a ? hdr->src_port : hdr->dst_port,
+                              from_a ? hdr->dst_cid : hdr->src_cid, from_a ? hdr->dst_port : hdr->src_port);
+}
+
+/* Exactly one "State" row of a stream counts 1: the state after its latest
+ * packet, so the final state once the capture is read. The states it went
+ * through before stay listed with 0. */
+static void stats_set_state(stats_tree *st, packet_info *pinfo, vsock_stats_data_t *data,
+                            int stream_node, guint32 stream, guint8 state)
+{
+    gpointer key = GUINT_TO_POINTER(stream);
+    guint previous = GPOINTER_TO_UINT(g_hash_table_lookup(data->stream_states, key));
+
+    if (previous == (guint)state + 1)
+        return;
+    if (previous != 0)
+        set_stat_node(st, wmem_strdup_printf(pinfo->pool, "State %s",
+                                             val_to_str_const(previous - 1, stats_state_vals, "?")),
+                      stream_node, FALSE, 0);
+    set_stat_node(st, wmem_strdup_printf(pinfo->pool, "State %s",
+                                         val_to_str_const(state, stats_state_vals, "?")),
+                  stream_node, FALSE, 1);
+    g_hash_table_insert(data->stream_states, key, GUINT_TO_POINTER((guint)state + 1));
+}
+
+/* Per stream: packets, payload bytes each way, and the state. */
+static void stats_tick_stream(stats_tree *st, packet_info *pinfo, const vsock_tap_info_t *info,
+                              vsock_stats_data_t *data)
+{
+    const vsock_packet_analysis_t *pa = info->analysis;
+    const char *way = pa->direction == 0 ? "A->B" : "B->A";
+    int stream_node;
+
+    if (!g_hash_table_contains(data->stream_states, GUINT_TO_POINTER(pa->stream)))
+        g_hash_table_insert(data->stream_states, GUINT_TO_POINTER(pa->stream), NULL);
+    stream_node = tick_stat_node(st, stats_stream_name(pinfo, info->hdr, pa),
+                                 stats_tree_parent_id_by_name(st, st_str_streams), TRUE);
+    increase_stat_node(st, wmem_strdup_printf(pinfo->pool, "Packets %s", way), stream_node, FALSE, 1);
+    increase_stat_node(st, wmem_strdup_printf(pinfo->pool, "Payload bytes %s", way), stream_node, FALSE,
+                       (gint)info->hdr->payload_len);
+    if (info->hdr->type != VIRTIO_VSOCK_TYPE_DGRAM)
+        stats_set_state(st, pinfo, data, stream_node, pa->stream, pa->state);
+}
+
+static tap_packet_status vsock_stats_tree_packet(stats_tree *st, packet_info *pinfo, epan_dissect_t *edt _U_,
+                                                 const void *p, tap_flags_t flags _U_)
+{
+    const vsock_tap_info_t *info = (const vsock_tap_info_t *)p;
+    vsock_stats_data_t *data = stats_data_for_packet(st, pinfo);
+
+    stats_tick_operation(st, pinfo, info->hdr);
+    if (info->analysis && data) {
+        stats_tick_stream(st, pinfo, info, data);
+        /* The tree only counts the streams already seen. */
+        set_stat_node(st, st_str_streams, 0, TRUE, (gint)g_hash_table_size(data->stream_states));
+    }
+    return TAP_PACKET_REDRAW;
+}
+
+/* ---- Registration and the per-packet hook ---- */
+
+void vsock_taps_register(int proto)
+{
+    proto_vsock = proto;
+
+    register_conversation_table(proto_vsock, FALSE, vsock_conversation_packet, vsock_endpoint_packet);
+    vsock_register_conversation_filter("vsock", "vsock", vsock_filter_valid, vsock_build_filter);
+    vsock_register_follow_stream(proto_vsock, "vsock_follow", vsock_follow_conv_filter,
+                                 vsock_follow_index_filter, vsock_follow_address_filter,
+                                 vsock_port_to_display, follow_tvb_tap_listener);
+    /* Sorted by name by default: rows keep their order from run to run. */
+    stats_tree_register_plugin("vsock", "vsock", "vsock operations and streams",
+                               ST_SORT_COL_NAME << ST_FLG_SRTCOL_SHIFT,
+                               vsock_stats_tree_packet, vsock_stats_tree_init, vsock_stats_tree_cleanup);
 }
 
 void vsock_taps_handoff(void)
 {
+    vsock_tap = register_tap("vsock");
+    vsock_follow_tap = register_tap("vsock_follow");
+    vsock_cid_address_type = address_type_get_by_name("AT_VSOCK_CID");
 }
 
-void vsock_taps_queue(packet_info *pinfo _U_, vsock_hdr_t *hdr _U_, tvbuff_t *payload_tvb _U_)
+void vsock_taps_queue(packet_info *pinfo, vsock_hdr_t *hdr, tvbuff_t *payload_tvb)
 {
+    vsock_tap_info_t *info;
+
+    /* Follow shows application bytes only: RW payloads. */
+    if (payload_tvb && hdr->has_virtio && hdr->virtio_op == VIRTIO_VSOCK_OP_RW &&
+        have_tap_listener(vsock_follow_tap))
+        tap_queue_packet(vsock_follow_tap, pinfo, payload_tvb);
+
+    if (!have_tap_listener(vsock_tap))
+        return;
+    info = wmem_new0(pinfo->pool, vsock_tap_info_t);
+    info->hdr = hdr;
+    copy_address_shallow(&info->src, &pinfo->src);
+    copy_address_shallow(&info->dst, &pinfo->dst);
+    info->analysis = hdr->has_stream ? vsock_get_packet_analysis(pinfo) : NULL;
+    tap_queue_packet(vsock_tap, pinfo, info);
 }

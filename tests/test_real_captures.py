@@ -1,28 +1,12 @@
 """Real kernel captures (test-captures/real: made by tools/vm-capture; reference: the
 shared set) checked against what the applications really sent (the JSON beside each)."""
 
-import glob
 import hashlib
-import json
-import os
 from collections import defaultdict
 
 import pytest
 
-from vsocktest import CAPTURES
-
-REAL = sorted(glob.glob(os.path.join(CAPTURES, "real", "*.pcap")) +
-              glob.glob(os.path.join(CAPTURES, "reference", "*.pcap")))
-
-
-def relative(path):
-    return os.path.relpath(path, CAPTURES)
-
-
-def ground_truth(pcap):
-    with open(os.path.splitext(pcap)[0] + ".json") as f:
-        return json.load(f)
-
+from vsocktest import REAL_CAPTURES as REAL, ground_truth, relative
 
 def wire_bytes(tshark, capture):
     """Payload bytes per direction ((src cid, port), (dst cid, port)), in frame order."""
