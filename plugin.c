@@ -17,6 +17,8 @@
 
 void proto_register_vsock_plugin(void);
 void proto_reg_handoff_vsock_plugin(void);
+void proto_register_ttrpc(void);
+void proto_reg_handoff_ttrpc(void);
 
 WS_DLL_PUBLIC_DEF const gchar plugin_version[] = VSOCK_PLUGIN_VERSION;
 WS_DLL_PUBLIC_DEF const int plugin_want_major = WIRESHARK_VERSION_MAJOR;
@@ -37,8 +39,14 @@ uint32_t plugin_describe(void)
 void plugin_register(void)
 {
     static proto_plugin plug_vsock;
+    static proto_plugin plug_ttrpc;
 
     plug_vsock.register_protoinfo = proto_register_vsock_plugin;
     plug_vsock.register_handoff = proto_reg_handoff_vsock_plugin;
     proto_register_plugin(&plug_vsock);
+
+    /* Kata Containers' agent protocol, carried over vsock port 1024. */
+    plug_ttrpc.register_protoinfo = proto_register_ttrpc;
+    plug_ttrpc.register_handoff = proto_reg_handoff_ttrpc;
+    proto_register_plugin(&plug_ttrpc);
 }

@@ -164,7 +164,10 @@ static guint32 continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
                             guint64 seq, vsock_reassembly_flow_t *flow, vsock_reassembly_packet_t *rp)
 {
     const guint32 len = tvb_reported_length(tvb);
-    const gboolean one_more = flow->msp_nxtpdu == 0;
+    /* The end may lie before this segment: when a "still short" PDU took the
+     * rest of its completing segment, the bytes it asked for were already
+     * added. Then complete with this whole segment (need would underflow). */
+    const gboolean one_more = flow->msp_nxtpdu == 0 || flow->msp_nxtpdu < seq;
     const gboolean completes = one_more || seq + len >= flow->msp_nxtpdu;
     const guint32 need = completes && !one_more ? (guint32)(flow->msp_nxtpdu - seq) : len;
     fragment_head *fd_head;
@@ -182,6 +185,10 @@ static guint32 continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
 
     pdu_tvb = process_reassembled_data(tvb, 0, pinfo, "Reassembled vsock payload", fd_head,
                                        &vsock_fragment_items, NULL, tree);
+    /* Closed before the subdissector runs: if it throws (a malformed PDU), the
+     * MSP must not stay open on a reassembly that is already complete. */
+    rp->msp_completes = TRUE;
+    flow->msp_open = FALSE;
     call_payload_keep_info(pdu_tvb, pinfo, tree, hdr);
     if (wants_more(pinfo) && pinfo->desegment_offset == 0) {
         /* Still short: keep collecting, this whole segment included. */
@@ -192,10 +199,10 @@ static guint32 continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
                          (guint32)(seq + need - flow->msp_seq), len - need, TRUE);
         flow->msp_nxtpdu = msp_end(flow->msp_seq, tvb_reported_length(pdu_tvb), more);
         rp->msp_bytes = len;
+        rp->msp_completes = FALSE;
+        flow->msp_open = TRUE;
         return len;
     }
-    rp->msp_completes = TRUE;
-    flow->msp_open = FALSE;
     return need;
 }
 
@@ -242,11 +249,13 @@ static void stream_replay(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, c
 {
     const guint32 len = tvb_reported_length(tvb);
     guint32 offset = 0;
+    fragment_head *fd_head;
 
     if (rp->msp_id) {
-        fragment_head *fd_head = fragment_get(&vsock_reassembly_table, pinfo, rp->msp_id, NULL);
+        fd_head = fragment_get(&vsock_reassembly_table, pinfo, rp->msp_id, NULL);
         if (!rp->msp_completes || !fd_head) {
-            show_segment(tvb, 0, pinfo, tree, fd_head);
+            /* A PDU the capture ended before completing is reassembled nowhere. */
+            show_segment(tvb, 0, pinfo, tree, fd_head && fd_head->reassembled_in ? fd_head : NULL);
             return;
         }
         call_payload(process_reassembled_data(tvb, 0, pinfo, "Reassembled vsock payload", fd_head,
@@ -261,8 +270,8 @@ static void stream_replay(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, c
     }
     if (rp->new_msp_offset > offset)
         call_payload(tvb_new_subset_length(tvb, offset, rp->new_msp_offset - offset), pinfo, tree, hdr, TRUE);
-    show_segment(tvb, rp->new_msp_offset, pinfo, tree,
-                 fragment_get(&vsock_reassembly_table, pinfo, pinfo->num, NULL));
+    fd_head = fragment_get(&vsock_reassembly_table, pinfo, pinfo->num, NULL);
+    show_segment(tvb, rp->new_msp_offset, pinfo, tree, fd_head && fd_head->reassembled_in ? fd_head : NULL);
 }
 
 /* Seqpacket: the RW packets of one message, up to the one with EOM. */

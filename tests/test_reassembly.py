@@ -121,7 +121,7 @@ def test_message_cut_by_rst(tshark):
 def test_well_known_ports_are_decode_as_entries(tshark):
     entries = {tuple(line.split("\t")) for line in tshark.text(["-G", "decodes"]).splitlines()
                if line.startswith("vsock.port")}
-    assert entries == {("vsock.port", "22", "ssh"), ("vsock.port", "8888", "http2"), ("vsock.port", "8889", "http2"),
+    assert entries == {("vsock.port", "22", "ssh"), ("vsock.port", "1024", "ttrpc"), ("vsock.port", "8888", "http2"), ("vsock.port", "8889", "http2"),
                        ("vsock.port", "8890", "http2"), ("vsock.port", "9001", "http2")}
 
 
