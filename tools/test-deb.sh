@@ -1,0 +1,72 @@
+#!/bin/bash
+# Build the Debian package with CPack, install it, check that root's tshark
+# loads it from the system plugin folder, remove it, and check that the
+# built-in vsock dissector is back.
+#
+#   tools/test-deb.sh [BUILD_DIR]     (default BUILD_DIR: ./build-deb)
+#
+# Installs into the running system, so it needs root and is best run in a
+# throw-away chroot: tools/chroot-test.sh SUITE --deb. Needs cmake, gcc,
+# dpkg-dev (dpkg-shlibdeps), file, wireshark-dev and tshark.
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$src/build-deb}
+pkg=wireshark-vsock
+field=vsock.virtio.flags.seq_eom   # registered by the plugin only
+
+fail() { echo "test-deb: FAIL: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || fail "must run as root (dpkg -i)"
+if dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep " installed$" >/dev/null; then
+    fail "$pkg is already installed; remove it first"
+fi
+
+# Root's tshark reads only the system plugin folder, which is what we test.
+has_field()  { tshark -G fields 2>/dev/null | cut -f3 | grep -x "$field" >/dev/null; }
+plugin_rows() { tshark -G plugins 2>/dev/null | awk -F'\t' '{ sub(/ +$/, "", $1) } $1 == "vsock.so"'; }
+
+has_field && fail "$field exists before installing: the test would prove nothing"
+[ -z "$(plugin_rows)" ] || fail "a vsock.so plugin is already loaded: $(plugin_rows)"
+
+echo "== build and package"
+cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" >/dev/null
+cmake --build "$build" -j"$(nproc)" >/dev/null
+rm -f "$build"/"$pkg"_*.deb
+(cd "$build" && cpack -G DEB >/dev/null)
+debs=("$build"/"$pkg"_*.deb)
+if [ ${#debs[@]} != 1 ] || [ ! -f "${debs[0]}" ]; then fail "expected one $pkg .deb in $build"; fi
+deb=${debs[0]}
+echo "$(basename "$deb"): Depends: $(dpkg-deb -f "$deb" Depends)"
+
+# The plugin goes to Wireshark's own folder: .../plugins/X.Y/epan/vsock.so.
+plugindir=$(pkg-config --variable=plugindir wireshark)
+dpkg-deb -c "$deb" | awk '{print $NF}' | grep -x ".$plugindir/epan/vsock.so" >/dev/null ||
+    fail "$deb does not hold $plugindir/epan/vsock.so"
+
+# Depends names the package of the libwireshark soname the plugin links.
+so=$(dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ".$plugindir/epan/vsock.so" |
+     { tmp=$(mktemp); cat >"$tmp"; objdump -p "$tmp" | awk '$1 == "NEEDED" && $2 ~ /^libwireshark\.so/ {print $2}'; rm -f "$tmp"; })
+[ -n "$so" ] || fail "vsock.so does not link libwireshark"
+libpkg=$(dpkg -S "*/$so" | head -n1 | cut -d: -f1)
+dpkg-deb -f "$deb" Depends | tr ',' '\n' | grep "^ *$libpkg\b" >/dev/null ||
+    fail "Depends lacks $libpkg (package of $so)"
+
+cleanup() { dpkg -r "$pkg" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+echo "== install"
+dpkg -i "$deb" >/dev/null
+row=$(plugin_rows)
+[ -n "$row" ] || fail "tshark -G plugins does not list vsock.so after install"
+echo "$row"
+echo "$row" | grep -F "$plugindir/epan/vsock.so" >/dev/null || fail "vsock.so loaded from elsewhere"
+has_field || fail "$field missing after install"
+
+echo "== remove"
+dpkg -r "$pkg" >/dev/null
+trap - EXIT
+[ -z "$(plugin_rows)" ] || fail "vsock.so still loaded after removal"
+has_field && fail "$field still registered after removal"
+tshark -G protocols 2>/dev/null | cut -f3 | grep -x vsock >/dev/null || fail "built-in vsock protocol is gone"
+echo "test-deb: OK ($libpkg)"
