@@ -252,7 +252,7 @@ static gboolean pb_read_field(tvbuff_t *tvb, int offset, int end, pb_field_t *fi
 static void dissect_pb_message(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, int offset, int end,
                                    pb_field_func func, void *ctx)
 {
-    pb_field_t field;
+    pb_field_t field = { 0 };
 
     while (offset < end) {
         if (!pb_read_field(tvb, offset, end, &field)) {
