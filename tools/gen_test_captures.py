@@ -582,16 +582,25 @@ def readme_text(caps):
 # --------------------------------------------------------------------------
 
 
-def main(argv):
+def output_dir(argv):
+    """The folder named on the command line, or test-captures/synthetic; None
+    after printing the usage when the arguments are wrong."""
     if len(argv) > 2:
         sys.stderr.write("usage: %s [OUTPUT_DIR]\n" % argv[0])
-        return 2
+        return None
     if len(argv) == 2:
         outdir = argv[1]
     else:
         repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         outdir = os.path.join(repo, "test-captures", "synthetic")
     os.makedirs(outdir, exist_ok=True)
+    return outdir
+
+
+def main(argv):
+    outdir = output_dir(argv)
+    if outdir is None:
+        return 2
     caps = captures()
     for fname, pkts in caps.items():
         with open(os.path.join(outdir, fname), "wb") as f:

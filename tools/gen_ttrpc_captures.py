@@ -94,6 +94,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_test_captures import (  # noqa: E402  (the path is set just above)
+    output_dir,
     CID_GUEST, CID_HOST, OP_REQUEST, OP_RESPONSE, OP_RST, OP_RW, OP_SHUTDOWN,
     SHUTDOWN_RCV, SHUTDOWN_SEND, SNAPLEN, START_TIME_US, STEP_US, pcap_bytes,
     virtio_frame)
@@ -451,15 +452,9 @@ def captures():
 
 
 def main(argv):
-    if len(argv) > 2:
-        sys.stderr.write("usage: %s [OUTPUT_DIR]\n" % argv[0])
+    outdir = output_dir(argv)
+    if outdir is None:
         return 2
-    if len(argv) == 2:
-        outdir = argv[1]
-    else:
-        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        outdir = os.path.join(repo, "test-captures", "synthetic")
-    os.makedirs(outdir, exist_ok=True)
     caps = captures()
     for name, data in caps.items():
         with open(os.path.join(outdir, name), "wb") as f:
