@@ -604,6 +604,10 @@ def corpus_files(work):
     synthetic ones (one packet each, mostly) merged into one."""
     files, small = [], []
     for path in sorted(glob.glob(os.path.join(REPO, "test-captures", "**", "*.pcap"), recursive=True)):
+        with open(path, "rb") as f:
+            head = f.read(24)
+        if len(head) < 24 or struct.unpack("<I" if head[:4] == b"\xd4\xc3\xb2\xa1" else ">I", head[20:24])[0] != LINKTYPE_VSOCK:
+            continue  # not vsock (a few are Ethernet, for comparison)
         (small if len(read_pcap(path)) < 5 else files).append(path)
     if small:
         merged = os.path.join(work, "small-captures.pcap")
