@@ -471,6 +471,7 @@ class Runner:
         # bug; checked by replaying the payload over TCP): their lines are set aside and
         # everything else is still checked, so they cannot hide a crash of ours.
         upstream = None
+        raw_err = err
         if theirs:
             upstream = f"{UPSTREAM}Dissector bug in Wireshark's {', '.join(theirs)} dissector"
             err = "\n".join(line for line in err.splitlines() if "Dissector bug, protocol" not in line)
@@ -487,7 +488,7 @@ class Runner:
         if proc.returncode != 0:
             return f"exit status {proc.returncode}", proc.returncode, err
         if upstream:
-            return upstream, proc.returncode, err
+            return upstream, proc.returncode, raw_err
         return None, 0, err
 
     def probe(self, good_capture):
@@ -495,7 +496,7 @@ class Runner:
         zhelp = self.tshark_text(["-z", "help"])
         decodes = self.tshark_text(["-G", "decodes"]) + self.tshark_text(["-G", "fields"])
         stats = ["-z", "expert", "-z", "io,phs"]
-        for name in ("conv,vsock", "endpoints,vsock"):
+        for name in ("conv,vsock", "endpoints,vsock", "vsock,tree"):
             if re.search(r"^\s*" + re.escape(name) + r"\s*$", zhelp, re.M):
                 stats += ["-z", name]
         follow = None
@@ -524,7 +525,8 @@ class Runner:
         cmd = ["tshark"] + args
         if os.getuid() == 0 or os.getgid() == 0:
             cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] + cmd
-        proc = subprocess.run(cmd, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        # `-z help` writes its list on stderr
+        proc = subprocess.run(cmd, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=self.timeout)
         return proc.stdout.decode("utf-8", "replace")
 
