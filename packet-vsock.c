@@ -504,56 +504,57 @@ static tvbuff_t *dissect_payload_part(tvbuff_t *tvb, int offset, packet_info *pi
     return NULL;
 }
 
-static void add_flag_text(wmem_strbuf_t *buf, guint32 flags, guint32 bit, const char *name, gboolean *first)
+/* The Info column's flag text: " rcv,send", " EOM", ... ("" without flags). */
+static const char *flag_text(const vsock_hdr_t *hdr)
 {
-    if (flags & bit) {
-        wmem_strbuf_append_printf(buf, "%s%s", *first ? " " : ",", name);
-        *first = FALSE;
-    }
+    static const char *const shutdown_text[] = { "", " rcv", " send", " rcv,send" };
+    static const char *const seqpacket_text[] = { "", " EOM", " EOR", " EOM,EOR" };
+
+    if (hdr->virtio_op == VIRTIO_VSOCK_OP_SHUTDOWN)
+        return shutdown_text[hdr->flags & (VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND)];
+    if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW && hdr->type == VIRTIO_VSOCK_TYPE_SEQPACKET)
+        return seqpacket_text[hdr->flags & (VIRTIO_VSOCK_SEQ_EOM | VIRTIO_VSOCK_SEQ_EOR)];
+    return "";
 }
 
-/* Info column in TCP's style: "50000 → 1234 [SHUTDOWN rcv,send]". */
+/* Info column in TCP's style: "50000 → 1234 [SHUTDOWN rcv,send]". Written
+ * with one formatting call: it is the dissector's busiest line. */
 static void set_info_column(packet_info *pinfo, const vsock_hdr_t *hdr)
 {
-    wmem_strbuf_t *buf = wmem_strbuf_new(pinfo->pool, "");
-    gboolean first = TRUE;
+    const char *op, *type = "";
+    char tail[48] = "";
 
-    wmem_strbuf_append_printf(buf, "%u " UTF8_RIGHTWARDS_ARROW " %u [", hdr->src_port, hdr->dst_port);
     if (!hdr->has_virtio) {
-        wmem_strbuf_append(buf, vsock_val_to_str(pinfo->pool, hdr->op, vsockmon_op_vals, "op %u"));
-        wmem_strbuf_append_printf(buf, "] Transport: %s",
-                                  vsock_val_to_str(pinfo->pool, hdr->transport, vsockmon_transport_vals, "%u"));
-        col_add_str(pinfo->cinfo, COL_INFO, wmem_strbuf_get_str(buf));
+        col_add_fstr(pinfo->cinfo, COL_INFO, "%u " UTF8_RIGHTWARDS_ARROW " %u [%s] Transport: %s",
+                     hdr->src_port, hdr->dst_port,
+                     vsock_val_to_str(pinfo->pool, hdr->op, vsockmon_op_vals, "op %u"),
+                     vsock_val_to_str(pinfo->pool, hdr->transport, vsockmon_transport_vals, "%u"));
         return;
     }
 
-    wmem_strbuf_append(buf, vsock_val_to_str(pinfo->pool, hdr->virtio_op, virtio_op_short_vals, "OP %u"));
-    if (hdr->virtio_op == VIRTIO_VSOCK_OP_SHUTDOWN) {
-        add_flag_text(buf, hdr->flags, VIRTIO_VSOCK_SHUTDOWN_RCV, "rcv", &first);
-        add_flag_text(buf, hdr->flags, VIRTIO_VSOCK_SHUTDOWN_SEND, "send", &first);
-    } else if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW && hdr->type == VIRTIO_VSOCK_TYPE_SEQPACKET) {
-        add_flag_text(buf, hdr->flags, VIRTIO_VSOCK_SEQ_EOM, "EOM", &first);
-        add_flag_text(buf, hdr->flags, VIRTIO_VSOCK_SEQ_EOR, "EOR", &first);
-    }
-    wmem_strbuf_append_c(buf, ']');
+    op = try_val_to_str(hdr->virtio_op, virtio_op_short_vals);
+    if (!op)
+        op = wmem_strdup_printf(pinfo->pool, "OP %u", hdr->virtio_op);
+    if (hdr->type != VIRTIO_VSOCK_TYPE_STREAM)
+        type = wmem_strdup_printf(pinfo->pool, " (%s)",
+                                  vsock_val_to_str(pinfo->pool, hdr->type, virtio_type_short_vals, "type %u"));
 
     switch (hdr->virtio_op) {
     case VIRTIO_VSOCK_OP_RW:
-        wmem_strbuf_append_printf(buf, " Len=%u", hdr->payload_len);
-        break;
+        col_add_fstr(pinfo->cinfo, COL_INFO, "%u " UTF8_RIGHTWARDS_ARROW " %u [%s%s] Len=%u%s",
+                     hdr->src_port, hdr->dst_port, op, flag_text(hdr), hdr->payload_len, type);
+        return;
     case VIRTIO_VSOCK_OP_REQUEST:
     case VIRTIO_VSOCK_OP_RESPONSE:
     case VIRTIO_VSOCK_OP_CREDIT_UPDATE:
     case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
-        wmem_strbuf_append_printf(buf, " buf_alloc=%u fwd_cnt=%u", hdr->buf_alloc, hdr->fwd_cnt);
+        snprintf(tail, sizeof tail, " buf_alloc=%u fwd_cnt=%u", hdr->buf_alloc, hdr->fwd_cnt);
         break;
     default:
         break;
     }
-    if (hdr->type != VIRTIO_VSOCK_TYPE_STREAM)
-        wmem_strbuf_append_printf(buf, " (%s)",
-                                  vsock_val_to_str(pinfo->pool, hdr->type, virtio_type_short_vals, "type %u"));
-    col_add_str(pinfo->cinfo, COL_INFO, wmem_strbuf_get_str(buf));
+    col_add_fstr(pinfo->cinfo, COL_INFO, "%u " UTF8_RIGHTWARDS_ARROW " %u [%s%s]%s%s",
+                 hdr->src_port, hdr->dst_port, op, flag_text(hdr), tail, type);
 }
 
 static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_)
@@ -563,7 +564,7 @@ static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vo
     vsock_hdr_t *hdr;
     int payload_offset;
     tvbuff_t *payload_tvb = NULL;
-    const vsock_packet_analysis_t *analysis;
+    vsock_packet_analysis_t *analysis;
 
     col_set_str(pinfo->cinfo, COL_PROTOCOL, "vsock");
     col_clear(pinfo->cinfo, COL_INFO);
@@ -597,20 +598,22 @@ static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vo
     set_info_column(pinfo, hdr);
     if (analysis)
         vsock_analysis_add_tree(tvb, pinfo, vsock_tree, hdr, analysis);
-    proto_item_append_text(vsock_item, ", Src: %s:%u, Dst: %s:%u, Op: %s, Len: %u",
-                           address_to_str(pinfo->pool, &pinfo->src), hdr->src_port,
-                           address_to_str(pinfo->pool, &pinfo->dst), hdr->dst_port,
-                           hdr->has_virtio
-                               ? vsock_val_to_str(pinfo->pool, hdr->virtio_op, virtio_op_vals, "Unknown (%u)")
-                               : vsock_val_to_str(pinfo->pool, hdr->op, vsockmon_op_vals, "Unknown (%u)"),
-                           hdr->payload_len);
+    /* Only a visible tree shows the text: not worth formatting otherwise. */
+    if (tree && PTREE_DATA(tree)->visible)
+        proto_item_append_text(vsock_item, ", Src: %s:%u, Dst: %s:%u, Op: %s, Len: %u",
+                               address_to_str(pinfo->pool, &pinfo->src), hdr->src_port,
+                               address_to_str(pinfo->pool, &pinfo->dst), hdr->dst_port,
+                               hdr->has_virtio
+                                   ? vsock_val_to_str(pinfo->pool, hdr->virtio_op, virtio_op_vals, "Unknown (%u)")
+                                   : vsock_val_to_str(pinfo->pool, hdr->op, vsockmon_op_vals, "Unknown (%u)"),
+                               hdr->payload_len);
 
     vsock_taps_queue(pinfo, hdr, payload_tvb);
     /* After our Info: an application protocol replaces it, as over TCP. */
     if (payload_tvb)
-        vsock_reassemble_payload(payload_tvb, pinfo, tree, hdr, analysis);
+        vsock_reassemble_payload(payload_tvb, pinfo, tree, hdr);
     else if (hdr->has_virtio && hdr->virtio_op == VIRTIO_VSOCK_OP_RST)
-        vsock_reassembly_note_rst(pinfo, vsock_tree, analysis);
+        vsock_reassembly_note_rst(pinfo, vsock_tree, hdr);
     return tvb_captured_length(tvb);
 }
 

@@ -83,8 +83,8 @@ typedef struct vsock_hdr {
     guint32 fwd_cnt;
     guint32 payload_len;   /* payload bytes dissected (after bounding by len) */
     guint32 frame_len;     /* bytes of the whole frame, for the conversation table */
-    gboolean has_stream;   /* connection tracking gave this packet a stream */
-    guint32 stream;        /* vsock.stream */
+    /* Connection tracking's record of this packet, NULL without one. */
+    struct vsock_packet_analysis *analysis;
 } vsock_hdr_t;
 
 /* Connection states, as shown on each packet (state after the packet). */
@@ -100,28 +100,57 @@ enum vsock_conn_state {
     VSOCK_STATE_RESET            /* RST without SHUTDOWN: an abort */
 };
 
-/* What the first pass learned about one packet; read on every pass (in
- * wmem_file_scope, p_add_proto_data). Frame numbers are 0 when unknown. */
-typedef struct vsock_packet_analysis {
-    guint32 stream;
-    guint8  direction;           /* 0: from the side seen first (the connecting side) */
-    guint8  state;               /* enum vsock_conn_state after this packet */
-    guint16 flags;               /* VSOCK_A_* */
-    guint64 seq;                 /* offset of the first payload byte in its direction */
-    guint64 nxtseq;
-    nstime_t time_relative;      /* since the first packet of the stream */
-    nstime_t time_delta;         /* since the previous packet of the stream */
+/* A connection as connection tracking knows it (vsock-analysis.c). */
+typedef struct vsock_conv vsock_conv_t;
+
+/* vsock-reassembly.c's records: per direction, and per packet when the packet
+ * takes part in a reassembly. */
+typedef struct vsock_reassembly_flow vsock_reassembly_flow_t;
+typedef struct vsock_reassembly_packet vsock_reassembly_packet_t;
+
+/* What the payload hand-off keeps per direction of a connection; stored with
+ * the connection (wmem_file_scope). */
+typedef struct vsock_payload_flow {
+    vsock_reassembly_flow_t *reassembly; /* allocated on first use */
+    gboolean heuristics_refused;         /* no heuristic recognised the first bytes */
+} vsock_payload_flow_t;
+
+/* Links of a control packet to the packets that answer it or that it answers
+ * (frame numbers, 0 when unknown). Only packets that have one carry this. */
+typedef struct vsock_packet_links {
     guint32 response_in;         /* REQUEST: its RESPONSE or RST */
     guint32 response_to;         /* RESPONSE or RST: the REQUEST it answers */
-    nstime_t connect_time;       /* RESPONSE or RST: time since the REQUEST */
     guint32 rst_in;              /* SHUTDOWN: the RST that answers it */
     guint32 shutdown_frame;      /* RST: the SHUTDOWN it answers */
     guint32 credit_update_in;    /* CREDIT_REQUEST: the CREDIT_UPDATE that answers it */
     guint32 credit_request_frame; /* CREDIT_UPDATE: the CREDIT_REQUEST it answers */
-    gboolean has_credit;         /* peer_free and bytes_in_flight are known */
-    gint64  peer_free;           /* sender's credit before this packet */
-    guint32 bytes_in_flight;     /* sent and not yet consumed by the peer, after this packet */
+    nstime_t connect_time;       /* RESPONSE or RST: time since the REQUEST */
+} vsock_packet_links_t;
+
+/* What the first pass learned about one packet; read on every pass (in
+ * wmem_file_scope, p_add_proto_data). One per packet of a capture, so kept
+ * small: rare facts hang off pointers, derived ones are computed. */
+typedef struct vsock_packet_analysis {
+    vsock_conv_t *conv;
+    vsock_packet_links_t *links;          /* NULL: no links */
+    vsock_reassembly_packet_t *reassembly; /* NULL: the payload was handed on whole */
+    guint64 seq;                 /* offset of the first payload byte in its direction */
+    gint64  time_delta_ns;       /* since the previous packet of the stream */
+    /* RW with VSOCK_P_HAS_CREDIT: the receiver's buffer and what was sent and
+     * not yet consumed by it after this packet (the sender's credit before
+     * it follows from them). */
+    guint32 peer_buf_alloc;
+    guint32 bytes_in_flight;
+    guint16 flags;               /* VSOCK_A_*: expert info */
+    guint8  direction;           /* 0: from the side seen first (the connecting side) */
+    guint8  state;               /* enum vsock_conn_state after this packet */
+    guint8  pflags;              /* VSOCK_P_*: facts for the payload hand-off */
 } vsock_packet_analysis_t;
+
+/* Facts of a packet that are not expert info. */
+#define VSOCK_P_HAS_CREDIT       0x01 /* peer_free and bytes_in_flight are known */
+#define VSOCK_P_STREAM_START     0x02 /* RW whose first byte is its direction's first, REQUEST seen */
+#define VSOCK_P_SKIP_HEURISTICS  0x04 /* heuristics are not offered this payload */
 
 /* Analysis flags of a packet, each shown as an expert info. */
 #define VSOCK_A_UNKNOWN_CONNECTION   0x0001 /* first packet seen is not a REQUEST */
@@ -139,20 +168,24 @@ typedef struct vsock_packet_analysis {
 /* vsock-analysis.c: connection tracking. */
 void vsock_analysis_register(int proto);
 void vsock_analysis_init(void);
-/* First pass: track the connection; every pass: the stored result. */
-const vsock_packet_analysis_t *vsock_analyze_packet(packet_info *pinfo, vsock_hdr_t *hdr);
+/* First pass: track the connection; every pass: the stored result (also
+ * set in hdr->analysis). */
+vsock_packet_analysis_t *vsock_analyze_packet(packet_info *pinfo, vsock_hdr_t *hdr);
 void vsock_analysis_add_tree(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
                              const vsock_hdr_t *hdr, const vsock_packet_analysis_t *pa);
 /* The stored analysis of the packet being dissected (or NULL), for taps and filters. */
 const vsock_packet_analysis_t *vsock_get_packet_analysis(packet_info *pinfo);
+/* vsock.stream of a packet. */
+guint32 vsock_packet_stream(const vsock_packet_analysis_t *pa);
+/* The payload state of one direction of the packet's connection. */
+vsock_payload_flow_t *vsock_payload_flow(const vsock_packet_analysis_t *pa, guint8 direction);
 
 /* vsock-reassembly.c: application data across RW packets. */
 void vsock_reassembly_register(int proto);
 /* Hands an RW payload on, reassembling stream PDUs and seqpacket messages. */
-void vsock_reassemble_payload(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
-                              const vsock_packet_analysis_t *pa);
+void vsock_reassemble_payload(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr);
 /* An RST drops what was being reassembled; flags a cut seqpacket message. */
-void vsock_reassembly_note_rst(packet_info *pinfo, proto_tree *tree, const vsock_packet_analysis_t *pa);
+void vsock_reassembly_note_rst(packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr);
 
 /* vsock-taps.c: Follow, conversation and endpoint tables, conversation filter,
  * statistics. */

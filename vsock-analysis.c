@@ -13,7 +13,6 @@
 #include <wireshark.h>
 
 #include <epan/packet.h>
-#include <epan/conversation.h>
 #include <epan/expert.h>
 #include <epan/prefs.h>
 #include <epan/proto_data.h>
@@ -54,22 +53,36 @@ typedef struct vsock_flow {
     guint32 unanswered_shutdown_frame;
     vsock_packet_analysis_t *unanswered_credit_request;
     guint32 unanswered_credit_request_frame;
+    vsock_payload_flow_t payload; /* the hand-off's state of this direction */
 } vsock_flow_t;
 
-typedef struct vsock_conv {
+/* Both directions of a connection share one key: the lower endpoint first. */
+typedef struct vsock_conv_key {
+    guint64 cid[2];
+    guint32 port[2];
+} vsock_conv_key_t;
+
+struct vsock_conv {
+    vsock_conv_key_t key;
     guint32 stream;
     guint8 state;
     gboolean is_dgram;
+    gboolean start_seen;       /* the REQUEST was captured */
     vsock_flow_t flow[2];      /* flow[0]: the side seen first */
     vsock_packet_analysis_t *request;
     guint32 request_frame;
     nstime_t request_ts;
     nstime_t ts_first;
     nstime_t ts_prev;
-} vsock_conv_t;
+};
 
 static int proto_vsock = -1;
 static guint32 vsock_stream_count;
+/* The current connection of each pair of endpoints. Looked up for every
+ * packet, so keyed by the endpoints themselves: Wireshark's generic
+ * conversation table (conversation_new_full/find_conversation_full) hashes
+ * element lists and cost 14 % of a read. */
+static wmem_map_t *vsock_connections;
 static vsock_pref_bool vsock_analyze = TRUE;
 
 static int hf_vsock_stream = -1;
@@ -128,41 +141,51 @@ static void vsock_analysis_init_routine(void)
     vsock_stream_count = 0;
 }
 
-/* Both directions of a connection share one key: the lower endpoint first. */
-static void conversation_key(const vsock_hdr_t *hdr, conversation_element_t *key)
+static void make_conv_key(const vsock_hdr_t *hdr, vsock_conv_key_t *key)
 {
     gboolean src_first = hdr->src_cid < hdr->dst_cid ||
                          (hdr->src_cid == hdr->dst_cid && hdr->src_port <= hdr->dst_port);
 
-    key[0].type = CE_STRING;
-    key[0].str_val = "vsock";
-    key[1].type = CE_UINT64;
-    key[1].uint64_val = src_first ? hdr->src_cid : hdr->dst_cid;
-    key[2].type = CE_PORT;
-    key[2].port_val = src_first ? hdr->src_port : hdr->dst_port;
-    key[3].type = CE_UINT64;
-    key[3].uint64_val = src_first ? hdr->dst_cid : hdr->src_cid;
-    key[4].type = CE_PORT;
-    key[4].port_val = src_first ? hdr->dst_port : hdr->src_port;
-    key[5].type = CE_CONVERSATION_TYPE;
-    key[5].conversation_type_val = CONVERSATION_NONE;
+    key->cid[0] = src_first ? hdr->src_cid : hdr->dst_cid;
+    key->port[0] = src_first ? hdr->src_port : hdr->dst_port;
+    key->cid[1] = src_first ? hdr->dst_cid : hdr->src_cid;
+    key->port[1] = src_first ? hdr->dst_port : hdr->src_port;
 }
 
-static vsock_conv_t *new_vsock_conv(packet_info *pinfo, const vsock_hdr_t *hdr, conversation_element_t *key)
+static guint conv_key_hash(gconstpointer k)
 {
-    conversation_t *conv = conversation_new_full(pinfo->num, key);
+    const vsock_conv_key_t *key = (const vsock_conv_key_t *)k;
+    guint64 h = key->cid[0] * G_GUINT64_CONSTANT(0x9E3779B97F4A7C15);
+
+    h = (h ^ key->cid[1]) * G_GUINT64_CONSTANT(0x9E3779B97F4A7C15);
+    h = (h ^ (((guint64)key->port[0] << 32) | key->port[1])) * G_GUINT64_CONSTANT(0x9E3779B97F4A7C15);
+    return (guint)(h >> 32);
+}
+
+static gboolean conv_key_equal(gconstpointer a, gconstpointer b)
+{
+    const vsock_conv_key_t *ka = (const vsock_conv_key_t *)a, *kb = (const vsock_conv_key_t *)b;
+
+    return ka->cid[0] == kb->cid[0] && ka->cid[1] == kb->cid[1] &&
+           ka->port[0] == kb->port[0] && ka->port[1] == kb->port[1];
+}
+
+static vsock_conv_t *new_vsock_conv(packet_info *pinfo, const vsock_hdr_t *hdr, const vsock_conv_key_t *key)
+{
     vsock_conv_t *vconv = wmem_new0(wmem_file_scope(), vsock_conv_t);
 
+    vconv->key = *key;
     vconv->stream = vsock_stream_count++;
     vconv->state = VSOCK_STATE_UNKNOWN;
-    vconv->is_dgram = hdr->has_virtio && hdr->type == VIRTIO_VSOCK_TYPE_DGRAM;
+    vconv->is_dgram = hdr->type == VIRTIO_VSOCK_TYPE_DGRAM;
+    vconv->start_seen = hdr->virtio_op == VIRTIO_VSOCK_OP_REQUEST;
     vconv->flow[0].cid = hdr->src_cid;
     vconv->flow[0].port = hdr->src_port;
     vconv->flow[1].cid = hdr->dst_cid;
     vconv->flow[1].port = hdr->dst_port;
     vconv->ts_first = pinfo->abs_ts;
     vconv->ts_prev = pinfo->abs_ts;
-    conversation_add_proto_data(conv, proto_vsock, vconv);
+    wmem_map_insert(vsock_connections, &vconv->key, vconv);
     return vconv;
 }
 
@@ -170,25 +193,29 @@ static vsock_conv_t *new_vsock_conv(packet_info *pinfo, const vsock_hdr_t *hdr, 
  * every REQUEST (a REQUEST always opens a new connection). */
 static vsock_conv_t *get_vsock_conv(packet_info *pinfo, const vsock_hdr_t *hdr, vsock_packet_analysis_t *pa)
 {
-    conversation_element_t key[6];
-    conversation_t *conv;
-    vsock_conv_t *vconv = NULL;
+    vsock_conv_key_t key;
+    vsock_conv_t *vconv;
 
-    conversation_key(hdr, key);
-    conv = find_conversation_full(pinfo->num, key);
-    if (conv)
-        vconv = (vsock_conv_t *)conversation_get_proto_data(conv, proto_vsock);
-
+    make_conv_key(hdr, &key);
+    vconv = (vsock_conv_t *)wmem_map_lookup(vsock_connections, &key);
     if (vconv && hdr->virtio_op == VIRTIO_VSOCK_OP_REQUEST) {
         pa->flags |= VSOCK_A_NEW_STREAM_REUSE;
         vconv = NULL;
     }
     if (!vconv) {
-        vconv = new_vsock_conv(pinfo, hdr, key);
+        vconv = new_vsock_conv(pinfo, hdr, &key);
         if (hdr->virtio_op != VIRTIO_VSOCK_OP_REQUEST && !vconv->is_dgram)
             pa->flags |= VSOCK_A_UNKNOWN_CONNECTION;
     }
     return vconv;
+}
+
+/* Links are rare (control packets): allocated when the first one is set. */
+static vsock_packet_links_t *links_of(vsock_packet_analysis_t *pa)
+{
+    if (!pa->links)
+        pa->links = wmem_new0(wmem_file_scope(), vsock_packet_links_t);
+    return pa->links;
 }
 
 /* The sender's credit: what the peer's buffer can still take (virtio spec). */
@@ -207,11 +234,14 @@ static gboolean is_terminal(guint8 state)
 
 static void link_answer(vsock_conv_t *vconv, packet_info *pinfo, vsock_packet_analysis_t *pa)
 {
+    vsock_packet_links_t *links;
+
     if (!vconv->request)
         return;
-    vconv->request->response_in = pinfo->num;
-    pa->response_to = vconv->request_frame;
-    nstime_delta(&pa->connect_time, &pinfo->abs_ts, &vconv->request_ts);
+    links_of(vconv->request)->response_in = pinfo->num;
+    links = links_of(pa);
+    links->response_to = vconv->request_frame;
+    nstime_delta(&links->connect_time, &pinfo->abs_ts, &vconv->request_ts);
     vconv->request = NULL;
 }
 
@@ -238,8 +268,8 @@ static void track_rst(vsock_conv_t *vconv, packet_info *pinfo, vsock_packet_anal
 
     vconv->flow[dir].rst_sent = TRUE;
     if (peer->unanswered_shutdown) {
-        peer->unanswered_shutdown->rst_in = pinfo->num;
-        pa->shutdown_frame = peer->unanswered_shutdown_frame;
+        links_of(peer->unanswered_shutdown)->rst_in = pinfo->num;
+        links_of(pa)->shutdown_frame = peer->unanswered_shutdown_frame;
         peer->unanswered_shutdown = NULL;
     }
     switch (vconv->state) {
@@ -267,7 +297,7 @@ static void track_rst(vsock_conv_t *vconv, packet_info *pinfo, vsock_packet_anal
 static void track_rw(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, guint8 dir, guint32 len)
 {
     vsock_flow_t *sender = &vconv->flow[dir], *peer = &vconv->flow[1 - dir];
-    gint64 credit;
+    gint64 credit = 0;
 
     if (sender->shutdown_flags & VIRTIO_VSOCK_SHUTDOWN_SEND)
         pa->flags |= VSOCK_A_DATA_AFTER_SHUTDOWN;
@@ -276,15 +306,17 @@ static void track_rw(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, guint8 di
     if (vconv->state == VSOCK_STATE_CONNECTING)
         pa->flags |= VSOCK_A_DATA_BEFORE_CONNECT;
 
-    pa->has_credit = flow_credit(sender, peer, &credit);
-    if (pa->has_credit) {
-        pa->peer_free = credit;
+    if (sender->seq == 0 && vconv->start_seen)
+        pa->pflags |= VSOCK_P_STREAM_START;
+    if (flow_credit(sender, peer, &credit)) {
+        pa->pflags |= VSOCK_P_HAS_CREDIT;
+        pa->peer_buf_alloc = peer->buf_alloc;
         if ((gint64)len > credit)
             pa->flags |= VSOCK_A_CREDIT_VIOLATION;
     }
     sender->tx_cnt += len;
     sender->seq += len;
-    if (pa->has_credit) {
+    if (pa->pflags & VSOCK_P_HAS_CREDIT) {
         pa->bytes_in_flight = sender->tx_cnt - peer->fwd_cnt;
         if (credit - (gint64)len <= 0 && len > 0) {
             pa->flags |= VSOCK_A_CREDIT_EXHAUSTED;
@@ -360,8 +392,8 @@ static void track_operation(vsock_conv_t *vconv, packet_info *pinfo, vsock_packe
         break;
     case VIRTIO_VSOCK_OP_CREDIT_UPDATE:
         if (peer->unanswered_credit_request) {
-            peer->unanswered_credit_request->credit_update_in = pinfo->num;
-            pa->credit_request_frame = peer->unanswered_credit_request_frame;
+            links_of(peer->unanswered_credit_request)->credit_update_in = pinfo->num;
+            links_of(pa)->credit_request_frame = peer->unanswered_credit_request_frame;
             peer->unanswered_credit_request = NULL;
         }
         break;
@@ -385,24 +417,25 @@ static vsock_packet_analysis_t *analyze_first_pass(packet_info *pinfo, const vso
     vsock_conv_t *vconv = get_vsock_conv(pinfo, hdr, pa);
     guint8 dir = (hdr->src_cid == vconv->flow[0].cid && hdr->src_port == vconv->flow[0].port) ? 0 : 1;
 
-    pa->stream = vconv->stream;
+    nstime_t delta;
+
+    pa->conv = vconv;
     pa->direction = dir;
     pa->seq = vconv->flow[dir].seq;
-    nstime_delta(&pa->time_relative, &pinfo->abs_ts, &vconv->ts_first);
-    nstime_delta(&pa->time_delta, &pinfo->abs_ts, &vconv->ts_prev);
+    nstime_delta(&delta, &pinfo->abs_ts, &vconv->ts_prev);
+    pa->time_delta_ns = (gint64)delta.secs * 1000000000 + delta.nsecs;
     vconv->ts_prev = pinfo->abs_ts;
 
     if (vconv->is_dgram)
         track_dgram(vconv, pa, dir, hdr);
     else
         track_operation(vconv, pinfo, pa, dir, hdr);
-    pa->nxtseq = vconv->flow[dir].seq;
     if (!vconv->is_dgram)
         pa->state = vconv->state;
     return pa;
 }
 
-const vsock_packet_analysis_t *vsock_analyze_packet(packet_info *pinfo, vsock_hdr_t *hdr)
+vsock_packet_analysis_t *vsock_analyze_packet(packet_info *pinfo, vsock_hdr_t *hdr)
 {
     vsock_packet_analysis_t *pa;
 
@@ -415,10 +448,7 @@ const vsock_packet_analysis_t *vsock_analyze_packet(packet_info *pinfo, vsock_hd
         pa = analyze_first_pass(pinfo, hdr);
         p_add_proto_data(wmem_file_scope(), pinfo, proto_vsock, VSOCK_PROTO_DATA_ANALYSIS, pa);
     }
-    if (pa) {
-        hdr->has_stream = TRUE;
-        hdr->stream = pa->stream;
-    }
+    hdr->analysis = pa;
     return pa;
 }
 
@@ -426,6 +456,22 @@ const vsock_packet_analysis_t *vsock_get_packet_analysis(packet_info *pinfo)
 {
     return (const vsock_packet_analysis_t *)p_get_proto_data(wmem_file_scope(), pinfo, proto_vsock,
                                                               VSOCK_PROTO_DATA_ANALYSIS);
+}
+
+guint32 vsock_packet_stream(const vsock_packet_analysis_t *pa)
+{
+    return pa->conv->stream;
+}
+
+/* The sender's credit before an RW (with VSOCK_P_HAS_CREDIT). */
+static gint64 packet_peer_free(const vsock_packet_analysis_t *pa, const vsock_hdr_t *hdr)
+{
+    return (gint64)pa->peer_buf_alloc - (guint32)(pa->bytes_in_flight - hdr->len);
+}
+
+vsock_payload_flow_t *vsock_payload_flow(const vsock_packet_analysis_t *pa, guint8 direction)
+{
+    return &pa->conv->flow[direction].payload;
 }
 
 static void add_frame_link(proto_tree *tree, int hf, tvbuff_t *tvb, guint32 frame)
@@ -443,11 +489,11 @@ static void add_analysis_experts(packet_info *pinfo, proto_item *item, const vso
         if (vsock_flag_experts[i].flag == VSOCK_A_CREDIT_VIOLATION)
             expert_add_info_format(pinfo, item, vsock_flag_experts[i].ei,
                                    "RW of %u bytes exceeds the sender's credit of %" G_GINT64_MODIFIER "d bytes",
-                                   hdr->len, pa->peer_free);
+                                   hdr->len, packet_peer_free(pa, hdr));
         else if (vsock_flag_experts[i].flag == VSOCK_A_REFUSED)
             expert_add_info_format(pinfo, item, vsock_flag_experts[i].ei,
                                    "Connection refused: the REQUEST in frame %u was answered by RST",
-                                   pa->response_to);
+                                   pa->links ? pa->links->response_to : 0);
         else
             expert_add_info(pinfo, item, vsock_flag_experts[i].ei);
     }
@@ -457,7 +503,8 @@ static void add_analysis_experts(packet_info *pinfo, proto_item *item, const vso
             col_prepend_fence_fstr(pinfo->cinfo, COL_INFO, "[%s] ", vsock_flag_experts[n - 1].tag);
     }
     /* Only a later pass knows that no answer ever came. */
-    if (hdr->virtio_op == VIRTIO_VSOCK_OP_REQUEST && pa->response_in == 0 && PINFO_FD_VISITED(pinfo))
+    if (hdr->virtio_op == VIRTIO_VSOCK_OP_REQUEST && !(pa->links && pa->links->response_in) &&
+        PINFO_FD_VISITED(pinfo))
         expert_add_info(pinfo, item, &ei_vsock_no_response);
 }
 
@@ -466,32 +513,40 @@ void vsock_analysis_add_tree(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree
 {
     proto_item *item;
     proto_tree *analysis_tree;
+    nstime_t time_relative, time_delta;
+    const vsock_packet_links_t *links = pa->links;
 
-    proto_item_set_generated(proto_tree_add_uint(tree, hf_vsock_stream, tvb, 0, 0, pa->stream));
+    proto_item_set_generated(proto_tree_add_uint(tree, hf_vsock_stream, tvb, 0, 0, pa->conv->stream));
     if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW) {
         proto_item_set_generated(proto_tree_add_uint64(tree, hf_vsock_seq, tvb, 0, 0, pa->seq));
-        proto_item_set_generated(proto_tree_add_uint64(tree, hf_vsock_nxtseq, tvb, 0, 0, pa->nxtseq));
+        proto_item_set_generated(proto_tree_add_uint64(tree, hf_vsock_nxtseq, tvb, 0, 0, pa->seq + hdr->len));
     }
-    proto_item_set_generated(proto_tree_add_time(tree, hf_vsock_time_relative, tvb, 0, 0, &pa->time_relative));
-    proto_item_set_generated(proto_tree_add_time(tree, hf_vsock_time_delta, tvb, 0, 0, &pa->time_delta));
+    nstime_delta(&time_relative, &pinfo->abs_ts, &pa->conv->ts_first);
+    time_delta.secs = (time_t)(pa->time_delta_ns / 1000000000);
+    time_delta.nsecs = (int)(pa->time_delta_ns % 1000000000);
+    proto_item_set_generated(proto_tree_add_time(tree, hf_vsock_time_relative, tvb, 0, 0, &time_relative));
+    proto_item_set_generated(proto_tree_add_time(tree, hf_vsock_time_delta, tvb, 0, 0, &time_delta));
     if (hdr->type != VIRTIO_VSOCK_TYPE_DGRAM)
         proto_item_set_generated(proto_tree_add_uint(tree, hf_vsock_state, tvb, 0, 0, pa->state));
 
-    add_frame_link(tree, hf_vsock_response_in, tvb, pa->response_in);
-    add_frame_link(tree, hf_vsock_response_to, tvb, pa->response_to);
-    if (pa->response_to)
-        proto_item_set_generated(proto_tree_add_time(tree, hf_vsock_connect_time, tvb, 0, 0, &pa->connect_time));
-    add_frame_link(tree, hf_vsock_rst_in, tvb, pa->rst_in);
-    add_frame_link(tree, hf_vsock_shutdown_frame, tvb, pa->shutdown_frame);
-    add_frame_link(tree, hf_vsock_credit_update_in, tvb, pa->credit_update_in);
-    add_frame_link(tree, hf_vsock_credit_request_frame, tvb, pa->credit_request_frame);
+    if (links) {
+        add_frame_link(tree, hf_vsock_response_in, tvb, links->response_in);
+        add_frame_link(tree, hf_vsock_response_to, tvb, links->response_to);
+        if (links->response_to)
+            proto_item_set_generated(proto_tree_add_time(tree, hf_vsock_connect_time, tvb, 0, 0,
+                                                         &links->connect_time));
+        add_frame_link(tree, hf_vsock_rst_in, tvb, links->rst_in);
+        add_frame_link(tree, hf_vsock_shutdown_frame, tvb, links->shutdown_frame);
+        add_frame_link(tree, hf_vsock_credit_update_in, tvb, links->credit_update_in);
+        add_frame_link(tree, hf_vsock_credit_request_frame, tvb, links->credit_request_frame);
+    }
 
     item = proto_tree_add_item(tree, hf_vsock_analysis, tvb, 0, 0, ENC_NA);
     proto_item_set_generated(item);
     analysis_tree = proto_item_add_subtree(item, ett_vsock_analysis);
-    if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW && pa->has_credit) {
+    if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW && (pa->pflags & VSOCK_P_HAS_CREDIT)) {
         proto_item_set_generated(proto_tree_add_int64(analysis_tree, hf_vsock_analysis_peer_free, tvb, 0, 0,
-                                                      pa->peer_free));
+                                                      packet_peer_free(pa, hdr)));
         proto_item_set_generated(proto_tree_add_uint(analysis_tree, hf_vsock_analysis_bytes_in_flight, tvb, 0, 0,
                                                      pa->bytes_in_flight));
     }
@@ -596,6 +651,7 @@ void vsock_analysis_register(int proto)
     expert = expert_register_protocol(proto);
     expert_register_field_array(expert, ei, array_length(ei));
     register_init_routine(vsock_analysis_init_routine);
+    vsock_connections = wmem_map_new_autoreset(wmem_epan_scope(), wmem_file_scope(), conv_key_hash, conv_key_equal);
 
     module = prefs_find_module("vsock");
     if (module == NULL)

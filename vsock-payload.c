@@ -2,6 +2,12 @@
  * Hands the payload of RW packets to subdissectors: ports chosen with
  * Decode As, the "vsock" heuristic list, the "vsock.port" table, then data.
  *
+ * Heuristics recognise a protocol by the first bytes of a stream (a TLS
+ * ClientHello, an HTTP request line, an SSH banner, the HTTP/2 preface). When
+ * they all refused the first payload of a direction whose start was captured,
+ * that direction is not offered to them again: trying every heuristic on
+ * every packet of a connection nobody recognises was a fifth of a read.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -29,6 +35,7 @@ static dissector_table_t port_subdissector_table;
 static dissector_handle_t data_handle;
 
 static vsock_pref_bool try_heuristic_first = TRUE;
+static vsock_pref_bool heuristics_every_packet = FALSE;
 
 /* Decode As: the dialog offers this packet's source, destination or both ports. */
 static guint32 packet_port(packet_info *pinfo, guint32 key)
@@ -69,11 +76,32 @@ static gboolean try_changed_port(guint32 port, tvbuff_t *tvb, packet_info *pinfo
            dissector_try_uint_with_data(port_subdissector_table, port, tvb, pinfo, tree, TRUE, NULL) != 0;
 }
 
-static gboolean try_heuristics(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
+/* Whether the heuristics are offered this payload: decided on the first pass
+ * and stored with the packet, so that every pass hands it to the same place. */
+static gboolean heuristics_wanted(packet_info *pinfo, const vsock_hdr_t *hdr)
+{
+    vsock_packet_analysis_t *pa = hdr->analysis;
+
+    if (!pa || heuristics_every_packet)
+        return TRUE;
+    if (!PINFO_FD_VISITED(pinfo) && vsock_payload_flow(pa, pa->direction)->heuristics_refused)
+        pa->pflags |= VSOCK_P_SKIP_HEURISTICS;
+    return !(pa->pflags & VSOCK_P_SKIP_HEURISTICS);
+}
+
+static gboolean try_heuristics(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
 {
     heur_dtbl_entry_t *hdtbl_entry;
+    vsock_packet_analysis_t *pa = hdr->analysis;
 
-    return dissector_try_heuristic(heur_subdissector_list, tvb, pinfo, tree, &hdtbl_entry, NULL);
+    if (!heuristics_wanted(pinfo, hdr))
+        return FALSE;
+    if (dissector_try_heuristic(heur_subdissector_list, tvb, pinfo, tree, &hdtbl_entry, NULL))
+        return TRUE;
+    /* Refused at the very start of the direction: give up on it. */
+    if (pa && !PINFO_FD_VISITED(pinfo) && (pa->pflags & VSOCK_P_STREAM_START))
+        vsock_payload_flow(pa, pa->direction)->heuristics_refused = TRUE;
+    return FALSE;
 }
 
 /* The lower port is more likely the service's, as with UDP. */
@@ -96,11 +124,11 @@ void vsock_dissect_payload(tvbuff_t *payload_tvb, packet_info *pinfo, proto_tree
     if (try_changed_port(low_port, payload_tvb, pinfo, tree) ||
         try_changed_port(high_port, payload_tvb, pinfo, tree))
         return;
-    if (try_heuristic_first && try_heuristics(payload_tvb, pinfo, tree))
+    if (try_heuristic_first && try_heuristics(payload_tvb, pinfo, tree, hdr))
         return;
     if (try_ports(low_port, high_port, payload_tvb, pinfo, tree))
         return;
-    if (!try_heuristic_first && try_heuristics(payload_tvb, pinfo, tree))
+    if (!try_heuristic_first && try_heuristics(payload_tvb, pinfo, tree, hdr))
         return;
     call_dissector(data_handle, payload_tvb, pinfo, tree);
 }
@@ -138,6 +166,14 @@ void vsock_payload_register(int proto)
                                    "(ports chosen with Decode As always come first). "
                                    "Turn this off to try the port table first.",
                                    &try_heuristic_first);
+    prefs_register_bool_preference(module, "heuristics_every_packet",
+                                   "Offer every payload to the heuristic sub-dissectors",
+                                   "By default, when no heuristic sub-dissector recognised the first payload "
+                                   "of a direction of a connection (its start captured), the rest of that "
+                                   "direction is not offered to them: heuristics recognise a protocol by the "
+                                   "first bytes of a stream, and this saves trying them on every packet. "
+                                   "Turn this on for a protocol that only becomes recognisable later.",
+                                   &heuristics_every_packet);
 }
 
 /* Every protocol that can be chosen for a TCP port can be chosen for a vsock port. */

@@ -25,13 +25,10 @@
 #include "vsock-compat.h"
 #include "packet-vsock.h"
 
-/* Key of the per-packet reassembly record (wmem_file_scope). */
-#define VSOCK_PROTO_DATA_REASSEMBLY 17
-
 #define NO_NEW_MSP G_MAXUINT32
 
 /* One direction of a connection: the PDU or message being put together. */
-typedef struct vsock_reassembly_flow {
+struct vsock_reassembly_flow {
     gboolean msp_open;
     guint32 msp_id;            /* reassembly id: the MSP's first frame */
     guint64 msp_seq;           /* stream offset where the PDU starts */
@@ -40,10 +37,11 @@ typedef struct vsock_reassembly_flow {
     gboolean msg_open;
     guint32 msg_id;            /* seqpacket: the message's first frame */
     guint32 msg_len;
-} vsock_reassembly_flow_t;
+};
 
-/* What the first pass decided for one packet; later passes replay it. */
-typedef struct vsock_reassembly_packet {
+/* What the first pass decided for a packet that takes part in a reassembly;
+ * later passes replay it. Packets handed on whole have none. */
+struct vsock_reassembly_packet {
     guint32 msp_id;            /* the packet's first msp_bytes continue this MSP (0: none) */
     guint32 msp_bytes;
     gboolean msp_completes;
@@ -52,12 +50,11 @@ typedef struct vsock_reassembly_packet {
     gboolean msg_completes;
     guint32 msg_len;           /* at EOM: the message's length */
     gboolean msg_cut;          /* RST while a message was incomplete */
-} vsock_reassembly_packet_t;
+};
 
 static int proto_vsock = -1;
 static vsock_pref_bool vsock_desegment = TRUE;
 static reassembly_table vsock_reassembly_table;
-static wmem_map_t *vsock_reassembly_flows;
 
 static int hf_vsock_segment_data = -1;
 static int hf_vsock_msg_len = -1;
@@ -97,14 +94,21 @@ static const fragment_items vsock_fragment_items = {
 
 static vsock_reassembly_flow_t *get_flow(const vsock_packet_analysis_t *pa, guint8 direction)
 {
-    gpointer key = GUINT_TO_POINTER((pa->stream << 1 | direction) + 1);
-    vsock_reassembly_flow_t *flow = (vsock_reassembly_flow_t *)wmem_map_lookup(vsock_reassembly_flows, key);
+    vsock_payload_flow_t *payload = vsock_payload_flow(pa, direction);
 
-    if (!flow) {
-        flow = wmem_new0(wmem_file_scope(), vsock_reassembly_flow_t);
-        wmem_map_insert(vsock_reassembly_flows, key, flow);
+    if (!payload->reassembly)
+        payload->reassembly = wmem_new0(wmem_file_scope(), vsock_reassembly_flow_t);
+    return payload->reassembly;
+}
+
+/* First pass: the packet's record, made when it first takes part. */
+static vsock_reassembly_packet_t *record_of(vsock_packet_analysis_t *pa)
+{
+    if (!pa->reassembly) {
+        pa->reassembly = wmem_new0(wmem_file_scope(), vsock_reassembly_packet_t);
+        pa->reassembly->new_msp_offset = NO_NEW_MSP;
     }
-    return flow;
+    return pa->reassembly;
 }
 
 /* A PDU dissector that only asked for more bytes may have written the Info
@@ -208,8 +212,7 @@ static guint32 continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
 
 /* First pass, bytes that start new PDUs; opens an MSP if the last is unfinished. */
 static void dissect_new_pdus(tvbuff_t *tvb, guint32 offset, packet_info *pinfo, proto_tree *tree,
-                             const vsock_hdr_t *hdr, guint64 seq, vsock_reassembly_flow_t *flow,
-                             vsock_reassembly_packet_t *rp)
+                             const vsock_hdr_t *hdr, guint64 seq, vsock_reassembly_flow_t *flow)
 {
     const guint32 len = tvb_reported_length(tvb);
     guint32 start;
@@ -223,14 +226,14 @@ static void dissect_new_pdus(tvbuff_t *tvb, guint32 offset, packet_info *pinfo, 
     flow->msp_seq = seq + start;
     flow->msp_nxtpdu = msp_end(seq + offset, len - offset, pinfo->desegment_len);
     flow->next_seq = seq + len;
-    rp->new_msp_offset = start;
+    record_of(hdr->analysis)->new_msp_offset = start;
     fragment_add(&vsock_reassembly_table, tvb, start, pinfo, pinfo->num, NULL, 0, len - start, TRUE);
     show_segment(tvb, start, pinfo, tree, NULL);
 }
 
-static void stream_first_pass(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
-                              const vsock_packet_analysis_t *pa, vsock_reassembly_packet_t *rp)
+static void stream_first_pass(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
 {
+    vsock_packet_analysis_t *pa = hdr->analysis;
     vsock_reassembly_flow_t *flow = get_flow(pa, pa->direction);
     guint32 offset = 0;
 
@@ -238,18 +241,23 @@ static void stream_first_pass(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tre
     if (flow->msp_open && flow->next_seq != pa->seq)
         flow->msp_open = FALSE;
     if (flow->msp_open)
-        offset = continue_msp(tvb, pinfo, tree, hdr, pa->seq, flow, rp);
+        offset = continue_msp(tvb, pinfo, tree, hdr, pa->seq, flow, record_of(pa));
     if (offset < tvb_reported_length(tvb))
-        dissect_new_pdus(tvb, offset, pinfo, tree, hdr, pa->seq, flow, rp);
+        dissect_new_pdus(tvb, offset, pinfo, tree, hdr, pa->seq, flow);
 }
 
 /* Later passes: the same calls on the same bytes as the first pass made. */
-static void stream_replay(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
-                          const vsock_reassembly_packet_t *rp)
+static void stream_replay(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
 {
+    const vsock_reassembly_packet_t *rp = hdr->analysis->reassembly;
     const guint32 len = tvb_reported_length(tvb);
     guint32 offset = 0;
     fragment_head *fd_head;
+
+    if (!rp) {
+        call_payload(tvb, pinfo, tree, hdr, TRUE);
+        return;
+    }
 
     if (rp->msp_id) {
         fd_head = fragment_get(&vsock_reassembly_table, pinfo, rp->msp_id, NULL);
@@ -276,9 +284,10 @@ static void stream_replay(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, c
 
 /* Seqpacket: the RW packets of one message, up to the one with EOM. */
 static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
-                                 const vsock_packet_analysis_t *pa, vsock_reassembly_packet_t *rp,
                                  gboolean first_pass)
 {
+    vsock_packet_analysis_t *pa = hdr->analysis;
+    const vsock_reassembly_packet_t *rp;
     fragment_head *fd_head;
     proto_item *item;
 
@@ -287,9 +296,10 @@ static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *
         const gboolean eom = (hdr->flags & VIRTIO_VSOCK_SEQ_EOM) != 0;
         const guint32 len = tvb_reported_length(tvb);
 
-        if (!flow->msg_open && eom) {
-            rp->msg_len = len;
-        } else {
+        /* A whole message in one packet needs no record. */
+        if (flow->msg_open || !eom) {
+            vsock_reassembly_packet_t *record = record_of(pa);
+
             if (!flow->msg_open) {
                 flow->msg_open = TRUE;
                 flow->msg_id = pinfo->num;
@@ -297,19 +307,22 @@ static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *
             }
             fragment_add(&vsock_reassembly_table, tvb, 0, pinfo, flow->msg_id, NULL, flow->msg_len, len, !eom);
             flow->msg_len += len;
-            rp->msg_id = flow->msg_id;
-            rp->msg_completes = eom;
-            rp->msg_len = eom ? flow->msg_len : 0;
+            record->msg_id = flow->msg_id;
+            record->msg_completes = eom;
+            record->msg_len = eom ? flow->msg_len : 0;
             flow->msg_open = !eom;
         }
     }
-    if (rp->msg_completes || !rp->msg_id) {
-        item = proto_tree_add_uint(tree, hf_vsock_msg_len, tvb, 0, 0, rp->msg_len);
+    rp = pa->reassembly;
+    if (!rp || !rp->msg_id) {
+        item = proto_tree_add_uint(tree, hf_vsock_msg_len, tvb, 0, 0, tvb_reported_length(tvb));
         proto_item_set_generated(item);
-    }
-    if (!rp->msg_id) {
         call_payload(tvb, pinfo, tree, hdr, FALSE);
         return;
+    }
+    if (rp->msg_completes) {
+        item = proto_tree_add_uint(tree, hf_vsock_msg_len, tvb, 0, 0, rp->msg_len);
+        proto_item_set_generated(item);
     }
     fd_head = fragment_get(&vsock_reassembly_table, pinfo, rp->msg_id, NULL);
     if (rp->msg_completes && fd_head) {
@@ -322,56 +335,44 @@ static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *
               "part of a reassembled message");
 }
 
-static vsock_reassembly_packet_t *get_packet_record(packet_info *pinfo, gboolean *first_pass)
+void vsock_reassemble_payload(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
 {
-    vsock_reassembly_packet_t *rp = (vsock_reassembly_packet_t *)p_get_proto_data(
-        wmem_file_scope(), pinfo, proto_vsock, VSOCK_PROTO_DATA_REASSEMBLY);
+    const gboolean first_pass = !PINFO_FD_VISITED(pinfo);
 
-    *first_pass = FALSE;
-    if (!rp && !PINFO_FD_VISITED(pinfo)) {
-        rp = wmem_new0(wmem_file_scope(), vsock_reassembly_packet_t);
-        rp->new_msp_offset = NO_NEW_MSP;
-        p_add_proto_data(wmem_file_scope(), pinfo, proto_vsock, VSOCK_PROTO_DATA_REASSEMBLY, rp);
-        *first_pass = TRUE;
-    }
-    return rp;
-}
-
-void vsock_reassemble_payload(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
-                              const vsock_packet_analysis_t *pa)
-{
-    vsock_reassembly_packet_t *rp;
-    gboolean first_pass;
-
-    if (!vsock_desegment || !pa || hdr->type == VIRTIO_VSOCK_TYPE_DGRAM ||
-        !(rp = get_packet_record(pinfo, &first_pass))) {
+    if (!vsock_desegment || !hdr->analysis || hdr->type == VIRTIO_VSOCK_TYPE_DGRAM) {
         call_payload(tvb, pinfo, tree, hdr, FALSE);
         return;
     }
     if (hdr->type == VIRTIO_VSOCK_TYPE_SEQPACKET)
-        dissect_message_part(tvb, pinfo, tree, hdr, pa, rp, first_pass);
+        dissect_message_part(tvb, pinfo, tree, hdr, first_pass);
     else if (first_pass)
-        stream_first_pass(tvb, pinfo, tree, hdr, pa, rp);
+        stream_first_pass(tvb, pinfo, tree, hdr);
     else
-        stream_replay(tvb, pinfo, tree, hdr, rp);
+        stream_replay(tvb, pinfo, tree, hdr);
 }
 
-void vsock_reassembly_note_rst(packet_info *pinfo, proto_tree *tree, const vsock_packet_analysis_t *pa)
+void vsock_reassembly_note_rst(packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
 {
-    vsock_reassembly_packet_t *rp;
-    gboolean first_pass;
+    vsock_packet_analysis_t *pa = hdr->analysis;
 
-    if (!vsock_desegment || !pa || !(rp = get_packet_record(pinfo, &first_pass)))
+    if (!vsock_desegment || !pa)
         return;
-    if (first_pass) {
+    if (!PINFO_FD_VISITED(pinfo)) {
+        gboolean cut = FALSE;
+
         for (guint8 direction = 0; direction < 2; direction++) {
-            vsock_reassembly_flow_t *flow = get_flow(pa, direction);
-            rp->msg_cut |= flow->msg_open;
-            flow->msg_open = FALSE;
-            flow->msp_open = FALSE;
+            vsock_reassembly_flow_t *flow = vsock_payload_flow(pa, direction)->reassembly;
+
+            if (flow) {
+                cut |= flow->msg_open;
+                flow->msg_open = FALSE;
+                flow->msp_open = FALSE;
+            }
         }
+        if (cut)
+            record_of(pa)->msg_cut = TRUE;
     }
-    if (rp->msg_cut)
+    if (pa->reassembly && pa->reassembly->msg_cut)
         expert_add_info(pinfo, proto_tree_get_parent(tree), &ei_vsock_message_cut);
 }
 
@@ -425,8 +426,6 @@ void vsock_reassembly_register(int proto)
     proto_register_subtree_array(ett, array_length(ett));
     expert_register_field_array(expert_register_protocol(proto), ei, array_length(ei));
     reassembly_table_register(&vsock_reassembly_table, &addresses_ports_reassembly_table_functions);
-    vsock_reassembly_flows = wmem_map_new_autoreset(wmem_epan_scope(), wmem_file_scope(),
-                                                    g_direct_hash, g_direct_equal);
 
     module = prefs_find_module("vsock");
     if (module == NULL)

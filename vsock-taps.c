@@ -87,8 +87,8 @@ static gchar *vsock_follow_conv_filter(epan_dissect_t *edt _U_, packet_info *pin
 
     if (pa == NULL)
         return NULL;
-    *stream = pa->stream;
-    return ws_strdup_printf("vsock.stream eq %u", pa->stream);
+    *stream = vsock_packet_stream(pa);
+    return ws_strdup_printf("vsock.stream eq %u", vsock_packet_stream(pa));
 }
 
 static gchar *vsock_follow_index_filter(guint stream, guint sub_stream _U_)
@@ -130,7 +130,7 @@ static gchar *vsock_build_filter(VSOCK_CONV_FILTER_ARGS(pinfo))
 
     if (pa == NULL)
         return NULL;
-    return ws_strdup_printf("vsock.stream eq %u", pa->stream);
+    return ws_strdup_printf("vsock.stream eq %u", vsock_packet_stream(pa));
 }
 
 /* ---- Conversation and endpoint tables ---- */
@@ -179,7 +179,7 @@ static tap_packet_status vsock_conversation_packet(void *pct, packet_info *pinfo
 {
     conv_hash_t *hash = (conv_hash_t *)pct;
     const vsock_tap_info_t *info = (const vsock_tap_info_t *)data;
-    conv_id_t conv_id = info->analysis ? (conv_id_t)info->analysis->stream : CONV_ID_UNSET;
+    conv_id_t conv_id = info->analysis ? (conv_id_t)vsock_packet_stream(info->analysis) : CONV_ID_UNSET;
 
     hash->flags = flags;
     add_conversation_table_data_with_conv_id(hash, &info->src, &info->dst,
@@ -273,7 +273,7 @@ static const char *stats_stream_name(packet_info *pinfo, const vsock_hdr_t *hdr,
     gboolean from_a = pa->direction == 0;
 
     return wmem_strdup_printf(pinfo->pool, "Stream %u: %" G_GUINT64_FORMAT ":%u <-> %" G_GUINT64_FORMAT ":%u",
-                              pa->stream,
+                              vsock_packet_stream(pa),
                               from_a ? hdr->src_cid : hdr->dst_cid, from_a ? hdr->src_port : hdr->dst_port,
                               from_a ? hdr->dst_cid : hdr->src_cid, from_a ? hdr->dst_port : hdr->src_port);
 }
@@ -307,15 +307,15 @@ static void stats_tick_stream(stats_tree *st, packet_info *pinfo, const vsock_ta
     const char *way = pa->direction == 0 ? "A->B" : "B->A";
     int stream_node;
 
-    if (!g_hash_table_contains(data->stream_states, GUINT_TO_POINTER(pa->stream)))
-        g_hash_table_insert(data->stream_states, GUINT_TO_POINTER(pa->stream), NULL);
+    if (!g_hash_table_contains(data->stream_states, GUINT_TO_POINTER(vsock_packet_stream(pa))))
+        g_hash_table_insert(data->stream_states, GUINT_TO_POINTER(vsock_packet_stream(pa)), NULL);
     stream_node = tick_stat_node(st, stats_stream_name(pinfo, info->hdr, pa),
                                  stats_tree_parent_id_by_name(st, st_str_streams), TRUE);
     increase_stat_node(st, wmem_strdup_printf(pinfo->pool, "Packets %s", way), stream_node, FALSE, 1);
     increase_stat_node(st, wmem_strdup_printf(pinfo->pool, "Payload bytes %s", way), stream_node, FALSE,
                        (gint)info->hdr->payload_len);
     if (info->hdr->type != VIRTIO_VSOCK_TYPE_DGRAM)
-        stats_set_state(st, pinfo, data, stream_node, pa->stream, pa->state);
+        stats_set_state(st, pinfo, data, stream_node, vsock_packet_stream(pa), pa->state);
 }
 
 static tap_packet_status vsock_stats_tree_packet(stats_tree *st, packet_info *pinfo, epan_dissect_t *edt _U_,
@@ -372,6 +372,6 @@ void vsock_taps_queue(packet_info *pinfo, vsock_hdr_t *hdr, tvbuff_t *payload_tv
     info->hdr = hdr;
     copy_address_shallow(&info->src, &pinfo->src);
     copy_address_shallow(&info->dst, &pinfo->dst);
-    info->analysis = hdr->has_stream ? vsock_get_packet_analysis(pinfo) : NULL;
+    info->analysis = hdr->analysis;
     tap_queue_packet(vsock_tap, pinfo, info);
 }

@@ -90,3 +90,33 @@ def test_only_rw_payload_is_handed_on(tshark):
     capture = tshark.capture("synthetic/bad_payload_on_non_rw.pcap")
     assert tshark.frames(capture, "data") == []
     assert tshark.frames(capture, "vsock.payload") == [1]
+
+
+LATE = "synthetic/handoff_late_protocol.pcap"
+
+
+def test_heuristics_see_the_first_payload_of_each_direction(tshark):
+    """A direction whose first payload no heuristic recognised is not offered to
+    them again (frame 4 stays data); a connection whose start was not captured
+    keeps being offered (frame 6), and one recognised at its start stays HTTP
+    (frames 9, 10). The same on one pass and two."""
+    capture = tshark.capture(LATE)
+    for extra in ([], ["-2"]):
+        assert tshark.frames(capture, "http", extra=extra) == [6, 9, 10]
+        assert tshark.frames(capture, "data", extra=extra) == [3, 4, 5, 11]
+    assert tshark.column(capture, "http.request.uri", "http.request") == ["/mid", "/first"]
+
+
+def test_heuristics_on_every_payload_by_preference(tshark):
+    capture = tshark.capture(LATE)
+    every = ["-o", "vsock.heuristics_every_packet:TRUE"]
+    assert tshark.frames(capture, "http", extra=every) == [4, 6, 9, 10]
+    assert tshark.fields(capture, ["frame.number", "http.request.uri"], "http.request", extra=every) == [
+        ["4", "/late"], ["6", "/mid"], ["9", "/first"]]
+
+
+def test_heuristics_every_payload_without_connection_tracking(tshark):
+    """Without connection tracking nothing is known of a connection's start:
+    every payload is offered, as over TCP."""
+    capture = tshark.capture(LATE)
+    assert tshark.frames(capture, "http", extra=["-o", "vsock.analyze_connections:FALSE"]) == [4, 6, 9, 10]

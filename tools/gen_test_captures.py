@@ -508,7 +508,36 @@ def analysis_cases():
         ("RST 2 -> 3 before its EOM: the message is lost", virtio_frame(h, g, OP_RST, fwd_cnt=150, **seq)),
     ]
     cases["analysis_many_streams.pcap"] = many_streams(1500)
+    cases["handoff_late_protocol.pcap"] = late_protocol()
     return cases
+
+
+def late_protocol():
+    """Heuristics see a direction's first payload; later ones only when the
+    connection's start was not captured."""
+    svc = (CID_HOST, 7000)
+    a, b, c = (CID_GUEST, 41000), (CID_GUEST, 41001), (CID_GUEST, 41002)
+    binary = bytes(range(32))
+    request = b"GET /first HTTP/1.1\r\nHost: c\r\n\r\n"
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    return [
+        ("REQUEST 3:41000 -> 2:7000", virtio_frame(a, svc, OP_REQUEST)),
+        ("RESPONSE", virtio_frame(svc, a, OP_RESPONSE)),
+        ("RW 3:41000 -> 2, 32 binary bytes: the first payload of the direction",
+         virtio_frame(a, svc, OP_RW, payload=binary)),
+        ("RW 3:41000 -> 2, an HTTP request after the binary start",
+         virtio_frame(a, svc, OP_RW, payload=b"GET /late HTTP/1.1\r\nHost: a\r\n\r\n")),
+        ("RW 3:41001 -> 2, 32 binary bytes: a connection whose start was not captured",
+         virtio_frame(b, svc, OP_RW, payload=binary)),
+        ("RW 3:41001 -> 2, an HTTP request",
+         virtio_frame(b, svc, OP_RW, payload=b"GET /mid HTTP/1.1\r\nHost: b\r\n\r\n")),
+        ("REQUEST 3:41002 -> 2:7000", virtio_frame(c, svc, OP_REQUEST)),
+        ("RESPONSE", virtio_frame(svc, c, OP_RESPONSE)),
+        ("RW 3:41002 -> 2, an HTTP request first", virtio_frame(c, svc, OP_RW, payload=request)),
+        ("RW 2 -> 3:41002, its HTTP response",
+         virtio_frame(svc, c, OP_RW, payload=response, fwd_cnt=len(request))),
+        ("RW 3:41002 -> 2, 32 binary bytes", virtio_frame(c, svc, OP_RW, payload=binary, fwd_cnt=len(response))),
+    ]
 
 
 def many_streams(count):
