@@ -139,7 +139,9 @@ static void call_payload_keep_info(tvbuff_t *tvb, packet_info *pinfo, proto_tree
 static void show_part(tvbuff_t *tvb, int offset, packet_info *pinfo, proto_tree *tree,
                       fragment_head *fd_head, const char *what)
 {
-    proto_tree_add_item(tree, hf_vsock_segment_data, tvb, offset, -1, ENC_NA);
+    /* After a carry-over the segment may hold no byte of the new PDU. */
+    if (tvb_reported_length_remaining(tvb, offset) > 0)
+        proto_tree_add_item(tree, hf_vsock_segment_data, tvb, offset, -1, ENC_NA);
     col_append_fstr(pinfo->cinfo, COL_INFO, " [vsock %s]", what);
     if (fd_head)
         process_reassembled_data(tvb, offset, pinfo, "Reassembled vsock payload", fd_head,
@@ -160,6 +162,31 @@ static gboolean wants_more(const packet_info *pinfo)
 static guint64 msp_end(guint64 start, guint32 have, guint32 more)
 {
     return more == DESEGMENT_ONE_MORE_SEGMENT ? 0 : start + have + more;
+}
+
+/* First pass: the PDU completed by this segment was followed, inside the
+ * reassembled data, by the start of another that needs more bytes (a
+ * dissector that asked for "one more segment" got the start of the next PDU
+ * too). Those bytes, which may come from earlier frames, open a new MSP with
+ * the rest of this segment; its id is this frame. */
+static void carry_over(tvbuff_t *tvb, tvbuff_t *pdu_tvb, packet_info *pinfo, proto_tree *tree, guint32 need,
+                       vsock_reassembly_flow_t *flow, vsock_reassembly_packet_t *rp)
+{
+    const guint32 len = tvb_reported_length(tvb);
+    const guint32 start = (guint32)pinfo->desegment_offset;
+    const guint32 carried = tvb_reported_length(pdu_tvb) - start;
+
+    flow->msp_open = TRUE;
+    flow->msp_id = pinfo->num;
+    flow->msp_seq += start;
+    /* If the rest of this segment already completes it, the next segment
+     * does (see continue_msp: an end that lies behind). */
+    flow->msp_nxtpdu = msp_end(flow->msp_seq, carried, pinfo->desegment_len);
+    rp->new_msp_offset = need;
+    fragment_add(&vsock_reassembly_table, pdu_tvb, start, pinfo, pinfo->num, NULL, 0, carried, TRUE);
+    if (need < len)
+        fragment_add(&vsock_reassembly_table, tvb, need, pinfo, pinfo->num, NULL, carried, len - need, TRUE);
+    show_segment(tvb, need, pinfo, tree, NULL);
 }
 
 /* First pass, a segment that continues the open MSP. Returns how many of its
@@ -205,6 +232,10 @@ static guint32 continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
         rp->msp_bytes = len;
         rp->msp_completes = FALSE;
         flow->msp_open = TRUE;
+        return len;
+    }
+    if (wants_more(pinfo) && pinfo->desegment_offset < (int)tvb_reported_length(pdu_tvb)) {
+        carry_over(tvb, pdu_tvb, pinfo, tree, need, flow, rp);
         return len;
     }
     return need;

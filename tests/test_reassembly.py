@@ -129,3 +129,19 @@ def test_heuristics_adopted_from_tcp(tshark):
     # Table, protocol, enabled; 4.4 and later add two more columns (short and display name).
     lines = {tuple(line.split("\t")[:3]) for line in tshark.text(["-G", "heuristic-decodes"]).splitlines()}
     assert {("vsock", "tls", "T"), ("vsock", "http", "T")} <= lines
+
+
+def test_a_pdu_starting_inside_reassembled_data_is_carried_over(tshark):
+    """HTTP asked for one more segment and got the end of response 200 and the
+    start of response 404: the 404's first bytes open a new reassembly that the
+    next segment completes, on one pass and on two."""
+    capture = tshark.capture("synthetic/reassembly_carry_over.pcap")
+    for extra in ([], ["-2"]):
+        assert tshark.fields(capture, ["frame.number", "http.response.code", "http.content_length"],
+                             "http.response", extra=extra) == [["4", "200", "2"], ["5", "404", "4"]]
+        assert tshark.column(capture, "http.file_data", "http.response.code == 404", extra=extra) == ["nope"]
+        assert tshark.fields(capture, ["vsock.segment", "vsock.reassembled.length"], "frame.number == 5",
+                             extra=extra) == [["4|5", "49"]]
+        assert tshark.frames(capture, "_ws.malformed || _ws.expert.severity >= warning", extra=extra) == []
+    assert tshark.fields(capture, ["frame.number", "vsock.reassembled_in"], "vsock.reassembled_in",
+                         extra=["-2"]) == [["3", "4"], ["4", "5"]]

@@ -509,7 +509,26 @@ def analysis_cases():
     ]
     cases["analysis_many_streams.pcap"] = many_streams(1500)
     cases["handoff_late_protocol.pcap"] = late_protocol()
+    cases["reassembly_carry_over.pcap"] = carry_over()
     return cases
+
+
+def carry_over():
+    """HTTP headers split so that the segment completing one response also
+    starts the next: the reassembled data ends inside a second PDU."""
+    client, server = (CID_GUEST, 42000), (CID_HOST, 8080)
+    segments = [b"HTTP/1.1 200 OK\r\nConte",
+                b"nt-Length: 2\r\n\r\nokHTTP/1.1 404 Not Found\r\nCon",
+                b"tent-Length: 4\r\n\r\nnope"]
+    frames = [
+        ("REQUEST 3:42000 -> 2:8080", virtio_frame(client, server, OP_REQUEST)),
+        ("RESPONSE", virtio_frame(server, client, OP_RESPONSE)),
+    ]
+    for i, segment in enumerate(segments, 1):
+        frames.append(("RW 2 -> 3, HTTP responses 200 and 404, part %d of %d: %r"
+                       % (i, len(segments), segment.decode()),
+                       virtio_frame(server, client, OP_RW, payload=segment)))
+    return frames
 
 
 def late_protocol():
