@@ -15,13 +15,16 @@
 #include <epan/packet.h>
 #include <epan/expert.h>
 #include <epan/prefs.h>
-#include <epan/proto_data.h>
 
 #include "vsock-compat.h"
 #include "packet-vsock.h"
 
-/* Key of the per-packet analysis record (wmem_file_scope). */
-#define VSOCK_PROTO_DATA_ANALYSIS 16
+/* The per-packet records live in pages indexed by frame number (a capture's
+ * frames are numbered from 1 without gaps). Every packet of a capture has
+ * one, so this saves what p_add_proto_data costs per packet on top of the
+ * record: an allocation header, a proto_data_t and a list node, about as much
+ * again as the record itself. A record is in use when its conv is set. */
+#define RECORDS_PER_PAGE 4096
 
 static const value_string vsock_state_vals[] = {
     { VSOCK_STATE_UNKNOWN,            "Tracked from mid-connection" },
@@ -83,6 +86,8 @@ static guint32 vsock_stream_count;
  * conversation table (conversation_new_full/find_conversation_full) hashes
  * element lists and cost 14 % of a read. */
 static wmem_map_t *vsock_connections;
+static vsock_packet_analysis_t **record_pages; /* wmem_file_scope */
+static guint32 record_page_count;
 static vsock_pref_bool vsock_analyze = TRUE;
 
 static int hf_vsock_stream = -1;
@@ -139,6 +144,33 @@ static const struct {
 static void vsock_analysis_init_routine(void)
 {
     vsock_stream_count = 0;
+    record_pages = NULL;
+    record_page_count = 0;
+}
+
+/* The record slot of a frame; with create, its page is made if missing. */
+static vsock_packet_analysis_t *record_slot(guint32 frame, gboolean create)
+{
+    const guint32 page = frame / RECORDS_PER_PAGE;
+
+    if (page >= record_page_count) {
+        guint32 count = MAX(record_page_count, 16);
+
+        if (!create)
+            return NULL;
+        while (count <= page)
+            count *= 2;
+        record_pages = (vsock_packet_analysis_t **)wmem_realloc(wmem_file_scope(), record_pages,
+                                                                 count * sizeof *record_pages);
+        memset(record_pages + record_page_count, 0, (count - record_page_count) * sizeof *record_pages);
+        record_page_count = count;
+    }
+    if (!record_pages[page]) {
+        if (!create)
+            return NULL;
+        record_pages[page] = wmem_alloc0_array(wmem_file_scope(), vsock_packet_analysis_t, RECORDS_PER_PAGE);
+    }
+    return &record_pages[page][frame % RECORDS_PER_PAGE];
 }
 
 static void make_conv_key(const vsock_hdr_t *hdr, vsock_conv_key_t *key)
@@ -411,9 +443,8 @@ static void track_dgram(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, guint8
     pa->state = VSOCK_STATE_UNKNOWN;
 }
 
-static vsock_packet_analysis_t *analyze_first_pass(packet_info *pinfo, const vsock_hdr_t *hdr)
+static void analyze_first_pass(packet_info *pinfo, const vsock_hdr_t *hdr, vsock_packet_analysis_t *pa)
 {
-    vsock_packet_analysis_t *pa = wmem_new0(wmem_file_scope(), vsock_packet_analysis_t);
     vsock_conv_t *vconv = get_vsock_conv(pinfo, hdr, pa);
     guint8 dir = (hdr->src_cid == vconv->flow[0].cid && hdr->src_port == vconv->flow[0].port) ? 0 : 1;
 
@@ -432,7 +463,6 @@ static vsock_packet_analysis_t *analyze_first_pass(packet_info *pinfo, const vso
         track_operation(vconv, pinfo, pa, dir, hdr);
     if (!vconv->is_dgram)
         pa->state = vconv->state;
-    return pa;
 }
 
 vsock_packet_analysis_t *vsock_analyze_packet(packet_info *pinfo, vsock_hdr_t *hdr)
@@ -442,11 +472,12 @@ vsock_packet_analysis_t *vsock_analyze_packet(packet_info *pinfo, vsock_hdr_t *h
     /* Only virtio packets carry what connection tracking needs. */
     if (!vsock_analyze || !hdr->has_virtio)
         return NULL;
-    pa = (vsock_packet_analysis_t *)p_get_proto_data(wmem_file_scope(), pinfo, proto_vsock,
-                                                      VSOCK_PROTO_DATA_ANALYSIS);
-    if (!pa && !PINFO_FD_VISITED(pinfo)) {
-        pa = analyze_first_pass(pinfo, hdr);
-        p_add_proto_data(wmem_file_scope(), pinfo, proto_vsock, VSOCK_PROTO_DATA_ANALYSIS, pa);
+    pa = record_slot(pinfo->num, !PINFO_FD_VISITED(pinfo));
+    if (pa && !pa->conv) {
+        if (PINFO_FD_VISITED(pinfo))
+            pa = NULL; /* tracking was off on the first pass */
+        else
+            analyze_first_pass(pinfo, hdr, pa);
     }
     hdr->analysis = pa;
     return pa;
@@ -454,8 +485,9 @@ vsock_packet_analysis_t *vsock_analyze_packet(packet_info *pinfo, vsock_hdr_t *h
 
 const vsock_packet_analysis_t *vsock_get_packet_analysis(packet_info *pinfo)
 {
-    return (const vsock_packet_analysis_t *)p_get_proto_data(wmem_file_scope(), pinfo, proto_vsock,
-                                                              VSOCK_PROTO_DATA_ANALYSIS);
+    const vsock_packet_analysis_t *pa = record_slot(pinfo->num, FALSE);
+
+    return pa && pa->conv ? pa : NULL;
 }
 
 guint32 vsock_packet_stream(const vsock_packet_analysis_t *pa)
