@@ -86,7 +86,7 @@ static guint32 vsock_stream_count;
  * conversation table (conversation_new_full/find_conversation_full) hashes
  * element lists and cost 14 % of a read. */
 static wmem_map_t *vsock_connections;
-static vsock_packet_analysis_t **record_pages; /* wmem_file_scope */
+static gpointer *record_pages; /* pages of RECORDS_PER_PAGE records, wmem_file_scope */
 static guint32 record_page_count;
 static vsock_pref_bool vsock_analyze = TRUE;
 
@@ -152,6 +152,7 @@ static void vsock_analysis_init_routine(void)
 static vsock_packet_analysis_t *record_slot(guint32 frame, gboolean create)
 {
     const guint32 page = frame / RECORDS_PER_PAGE;
+    vsock_packet_analysis_t *records;
 
     if (page >= record_page_count) {
         guint32 count = MAX(record_page_count, 16);
@@ -160,17 +161,18 @@ static vsock_packet_analysis_t *record_slot(guint32 frame, gboolean create)
             return NULL;
         while (count <= page)
             count *= 2;
-        record_pages = (vsock_packet_analysis_t **)wmem_realloc(wmem_file_scope(), record_pages,
-                                                                 count * sizeof *record_pages);
-        memset(record_pages + record_page_count, 0, (count - record_page_count) * sizeof *record_pages);
+        record_pages = (gpointer *)wmem_realloc(wmem_file_scope(), record_pages, count * sizeof(gpointer));
+        memset(record_pages + record_page_count, 0, (count - record_page_count) * sizeof(gpointer));
         record_page_count = count;
     }
-    if (!record_pages[page]) {
+    records = (vsock_packet_analysis_t *)record_pages[page];
+    if (!records) {
         if (!create)
             return NULL;
-        record_pages[page] = wmem_alloc0_array(wmem_file_scope(), vsock_packet_analysis_t, RECORDS_PER_PAGE);
+        records = wmem_alloc0_array(wmem_file_scope(), vsock_packet_analysis_t, RECORDS_PER_PAGE);
+        record_pages[page] = records;
     }
-    return &record_pages[page][frame % RECORDS_PER_PAGE];
+    return &records[frame % RECORDS_PER_PAGE];
 }
 
 static void make_conv_key(const vsock_hdr_t *hdr, vsock_conv_key_t *key)
