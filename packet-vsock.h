@@ -127,9 +127,10 @@ typedef struct vsock_packet_links {
     nstime_t connect_time;       /* RESPONSE or RST: time since the REQUEST */
 } vsock_packet_links_t;
 
-/* What the first pass learned about one packet; read on every pass (in
- * wmem_file_scope, p_add_proto_data). One per packet of a capture, so kept
- * small: rare facts hang off pointers, derived ones are computed. */
+/* What the first pass learned about one packet; read on every pass (file
+ * scope, in vsock-analysis.c's pages indexed by frame number). One per packet
+ * of a capture, so kept small (56 bytes): rare facts hang off pointers,
+ * derived ones are computed. */
 typedef struct vsock_packet_analysis {
     vsock_conv_t *conv;
     vsock_packet_links_t *links;          /* NULL: no links */
@@ -148,7 +149,7 @@ typedef struct vsock_packet_analysis {
 } vsock_packet_analysis_t;
 
 /* Facts of a packet that are not expert info. */
-#define VSOCK_P_HAS_CREDIT       0x01 /* peer_free and bytes_in_flight are known */
+#define VSOCK_P_HAS_CREDIT       0x01 /* peer_buf_alloc and bytes_in_flight are known */
 #define VSOCK_P_STREAM_START     0x02 /* RW whose first byte is its direction's first, REQUEST seen */
 #define VSOCK_P_SKIP_HEURISTICS  0x04 /* heuristics are not offered this payload */
 

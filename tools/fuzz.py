@@ -506,6 +506,10 @@ class Runner:
         if "vsock.port" in decodes:
             for port, proto in DECODE_AS:
                 decode_as += ["-d", f"vsock.port=={port},{proto}"]
+        # Every payload offered to the heuristics in one of the runs (by default
+        # a direction they refused at its start is not offered again).
+        if "vsock.heuristics_every_packet" in self.tshark_text(["-G", "defaultprefs"]):
+            decode_as += ["-o", "vsock.heuristics_every_packet:TRUE"]
         passes = [
             ("summary", ["-n"]),
             ("detail", ["-n", "-V", "-x"]),
