@@ -2,10 +2,14 @@
 
 import json
 import os
+import sys
 
 import pytest
 
-from vsocktest import CAPTURES
+from vsocktest import CAPTURES, REPO
+
+sys.path.insert(0, os.path.join(REPO, "tools"))
+import gen_test_captures as gen  # noqa: E402  (the project's capture builder)
 
 ANALYSIS_FIELDS = ["vsock.stream", "vsock.state", "vsock.seq", "vsock.nxtseq", "vsock.analysis.peer_free",
                    "vsock.analysis.bytes_in_flight"]
@@ -184,3 +188,21 @@ def test_real_credit_capture_stalls_and_resumes(tshark):
     assert all(e < r for e, r in zip(exhausted, reopened))
     assert all(r < e for r, e in zip(reopened, exhausted[1:]))
     assert set(tshark.column(capture, "vsock.virtio.op", "vsock.analysis.credit_reopened")) == {"6"}
+
+
+def test_records_of_a_long_capture(tshark):
+    """70,000 RW packets: the per-packet records span 18 pages and the page
+    table grows past its first size; every pass reads the right record."""
+    g, h = (gen.CID_GUEST, 40000), (gen.CID_HOST, 1234)
+    frames = [gen.virtio_frame(g, h, gen.OP_REQUEST), gen.virtio_frame(h, g, gen.OP_RESPONSE)]
+    frames += [gen.virtio_frame(g, h, gen.OP_RW, payload=b"x") for _ in range(70000)]
+    capture = tshark.scratch_file("long.pcap", gen.pcap_bytes(frames))
+    last = " || ".join(f"frame.number == {n}" for n in (3, 4098, 4099, 65538, 70002))
+    for extra in ([], ["-2"]):
+        assert tshark.fields(capture, ["frame.number", "vsock.stream", "vsock.seq", "vsock.nxtseq",
+                                       "vsock.analysis.bytes_in_flight"], last, extra=extra) == [
+            ["3", "0", "0", "1", "1"], ["4098", "0", "4095", "4096", "4096"],
+            ["4099", "0", "4096", "4097", "4097"], ["65538", "0", "65535", "65536", "65536"],
+            ["70002", "0", "69999", "70000", "70000"]]
+    assert tshark.frames(capture, "vsock.analysis.credit_violation || vsock.analysis.unknown_connection",
+                         extra=["-2"]) == []
