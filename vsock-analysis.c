@@ -449,7 +449,6 @@ static void analyze_first_pass(packet_info *pinfo, const vsock_hdr_t *hdr, vsock
 {
     vsock_conv_t *vconv = get_vsock_conv(pinfo, hdr, pa);
     guint8 dir = (hdr->src_cid == vconv->flow[0].cid && hdr->src_port == vconv->flow[0].port) ? 0 : 1;
-
     nstime_t delta;
 
     pa->conv = vconv;
