@@ -313,6 +313,12 @@ static void stream_replay(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, c
     show_segment(tvb, rp->new_msp_offset, pinfo, tree, fd_head && fd_head->reassembled_in ? fd_head : NULL);
 }
 
+/* On the packet that ends a message (EOM): the message's length. */
+static void add_msg_len(proto_tree *tree, tvbuff_t *tvb, guint32 msg_len)
+{
+    proto_item_set_generated(proto_tree_add_uint(tree, hf_vsock_msg_len, tvb, 0, 0, msg_len));
+}
+
 /* Seqpacket: the RW packets of one message, up to the one with EOM. */
 static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
                                  gboolean first_pass)
@@ -320,7 +326,6 @@ static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *
     vsock_packet_analysis_t *pa = hdr->analysis;
     const vsock_reassembly_packet_t *rp;
     fragment_head *fd_head;
-    proto_item *item;
 
     if (first_pass) {
         vsock_reassembly_flow_t *flow = get_flow(pa, pa->direction);
@@ -346,15 +351,12 @@ static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *
     }
     rp = pa->reassembly;
     if (!rp || !rp->msg_id) {
-        item = proto_tree_add_uint(tree, hf_vsock_msg_len, tvb, 0, 0, tvb_reported_length(tvb));
-        proto_item_set_generated(item);
+        add_msg_len(tree, tvb, tvb_reported_length(tvb));
         call_payload(tvb, pinfo, tree, hdr, FALSE);
         return;
     }
-    if (rp->msg_completes) {
-        item = proto_tree_add_uint(tree, hf_vsock_msg_len, tvb, 0, 0, rp->msg_len);
-        proto_item_set_generated(item);
-    }
+    if (rp->msg_completes)
+        add_msg_len(tree, tvb, rp->msg_len);
     fd_head = fragment_get(&vsock_reassembly_table, pinfo, rp->msg_id, NULL);
     if (rp->msg_completes && fd_head) {
         call_payload(process_reassembled_data(tvb, 0, pinfo, "Reassembled vsock message", fd_head,
