@@ -113,6 +113,7 @@ typedef struct vsock_reassembly_packet vsock_reassembly_packet_t;
 typedef struct vsock_payload_flow {
     vsock_reassembly_flow_t *reassembly; /* allocated on first use */
     gboolean heuristics_refused;         /* no heuristic recognised the first bytes */
+    guint32 http2_from_frame;            /* HTTP/2's heuristic accepted this frame (0: never) */
 } vsock_payload_flow_t;
 
 /* Links of a control packet to the packets that answer it or that it answers

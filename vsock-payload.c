@@ -182,16 +182,55 @@ static void offer_for_decode_as(const gchar *table_name _U_, gpointer handle, gp
     dissector_add_for_decode_as("vsock.port", (dissector_handle_t)handle);
 }
 
+/* Wireshark's HTTP/2 heuristic finds or creates a conversation for every
+ * payload it is offered, before it looks for the connection preface: that
+ * was a conversation per vsock connection and 4 % of a read. It accepts a
+ * payload that starts with the preface, or any payload of a connection where
+ * it accepted one (its session); asked only then, it answers the same. */
+static heur_dissector_t http2_heuristic;
+
+static gboolean http2_heuristic_when_possible(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const vsock_packet_analysis_t *pa = vsock_get_packet_analysis(pinfo);
+    vsock_payload_flow_t *flow, *reverse;
+
+    if (!pa) /* connection tracking off: no memory of the connection */
+        return http2_heuristic(tvb, pinfo, tree, data);
+    flow = vsock_payload_flow(pa, pa->direction);
+    reverse = vsock_payload_flow(pa, (guint8)!pa->direction);
+    /* Frame numbers, not a flag: a second pass must not ask it earlier. */
+    if (!(flow->http2_from_frame && pinfo->num >= flow->http2_from_frame) &&
+        tvb_memeql(tvb, 0, (const guint8 *)preface, sizeof preface - 1) != 0)
+        return FALSE;
+    if (!http2_heuristic(tvb, pinfo, tree, data))
+        return FALSE;
+    if (!flow->http2_from_frame) {
+        flow->http2_from_frame = pinfo->num;
+        reverse->http2_from_frame = pinfo->num;
+    }
+    return TRUE;
+}
+
 /* Wireshark's own TCP heuristics serve vsock as well: a payload that clearly is
- * TLS or HTTP is found on any port, before any port entry is tried. */
+ * TLS or HTTP is found on any port, before any port entry is tried. With a
+ * filter, vsock's list gets the filter instead and *original the heuristic. */
 static void adopt_tcp_heuristic(const char *tcp_short_name, const char *vsock_short_name,
-                                const char *display_name)
+                                const char *display_name, heur_dissector_t filter,
+                                heur_dissector_t *original)
 {
     heur_dtbl_entry_t *entry = find_heur_dissector_by_unique_short_name(tcp_short_name);
+    heur_dissector_t dissector;
 
-    if (entry && !find_heur_dissector_by_unique_short_name(vsock_short_name))
-        heur_dissector_add("vsock", entry->dissector, display_name, vsock_short_name,
-                           proto_get_id(entry->protocol), HEURISTIC_ENABLE);
+    if (!entry || find_heur_dissector_by_unique_short_name(vsock_short_name))
+        return;
+    dissector = entry->dissector;
+    if (filter) {
+        *original = dissector;
+        dissector = filter;
+    }
+    heur_dissector_add("vsock", dissector, display_name, vsock_short_name,
+                       proto_get_id(entry->protocol), HEURISTIC_ENABLE);
 }
 
 /* The services the reference lists on well-known vsock ports; each entry is a
@@ -210,10 +249,11 @@ void vsock_payload_handoff(void)
     /* Plugin handoffs run after the built-in ones, so tcp.port is complete here. */
     dissector_table_foreach_handle("tcp.port", offer_for_decode_as, NULL);
 
-    adopt_tcp_heuristic("tls_tcp", "tls_vsock", "TLS over vsock");
-    adopt_tcp_heuristic("http_tcp", "http_vsock", "HTTP over vsock");
-    adopt_tcp_heuristic("http2_tcp", "http2_vsock", "HTTP/2 over vsock");
-    adopt_tcp_heuristic("ssh_tcp", "ssh_vsock", "SSH over vsock");
+    adopt_tcp_heuristic("tls_tcp", "tls_vsock", "TLS over vsock", NULL, NULL);
+    adopt_tcp_heuristic("http_tcp", "http_vsock", "HTTP over vsock", NULL, NULL);
+    adopt_tcp_heuristic("http2_tcp", "http2_vsock", "HTTP/2 over vsock",
+                        http2_heuristic_when_possible, &http2_heuristic);
+    adopt_tcp_heuristic("ssh_tcp", "ssh_vsock", "SSH over vsock", NULL, NULL);
 
     add_well_known_port("ssh", "22");               /* systemd (v256+) VMs */
     add_well_known_port("http2", "8888-8890,9001"); /* gRPC of ChromeOS VM tools */

@@ -107,6 +107,32 @@ def test_heuristics_see_the_first_payload_of_each_direction(tshark):
     assert tshark.column(capture, "http.request.uri", "http.request") == ["/mid", "/first"]
 
 
+HTTP2 = "synthetic/handoff_http2.pcap"
+
+
+def test_http2_found_by_its_preface_on_any_port(tshark):
+    """HTTP/2 with prior knowledge on port 5000: the client's preface makes
+    the connection HTTP/2, the server's side included; a connection that does
+    not start with the preface is data. The plugin asks Wireshark's HTTP/2
+    heuristic only when it could accept (it creates a conversation for every
+    payload it sees): the answers must be the ones it gives itself, on one
+    pass, two, without connection tracking and with every payload offered."""
+    capture = tshark.capture(HTTP2)
+    expected = [["3", "HTTP2", "4", ""], ["4", "HTTP2", "4", ""],
+                ["5", "HTTP2", "4|1", "GET|http|/|vm.example"], ["6", "HTTP2", "4|1|0", "200"],
+                ["9", "vsock", "", ""], ["10", "vsock", "", ""]]
+    for extra in ([], ["-2"], ["-o", "vsock.analyze_connections:FALSE"],
+                  ["-o", "vsock.heuristics_every_packet:TRUE"]):
+        rows = tshark.fields(capture, ["frame.number", "_ws.col.Protocol", "http2.type", "http2.header.value"],
+                             "vsock.op == 4", extra=extra)
+        assert rows == expected, extra
+        body = tshark.column(capture, "http2.data.data", "http2.data.data", extra=extra)
+        assert [value.replace(":", "") for value in body] == [b"hello".hex()]
+        assert tshark.frames(capture, "data", extra=extra) == [9, 10]
+    # The heuristic can be switched off like the others.
+    assert tshark.frames(capture, "http2", extra=["--disable-heuristic", "http2_vsock"]) == []
+
+
 def test_heuristics_on_every_payload_by_preference(tshark):
     capture = tshark.capture(LATE)
     every = ["-o", "vsock.heuristics_every_packet:TRUE"]

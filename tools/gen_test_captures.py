@@ -510,6 +510,7 @@ def analysis_cases():
     cases["analysis_many_streams.pcap"] = many_streams(1500)
     cases["handoff_late_protocol.pcap"] = late_protocol()
     cases["reassembly_carry_over.pcap"] = carry_over()
+    cases["handoff_http2.pcap"] = http2_prior_knowledge()
     return cases
 
 
@@ -529,6 +530,38 @@ def carry_over():
                        % (i, len(segments), segment.decode()),
                        virtio_frame(server, client, OP_RW, payload=segment)))
     return frames
+
+
+def http2_frame(type_, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + struct.pack(">BBI", type_, flags, stream) + payload
+
+
+def http2_prior_knowledge():
+    """HTTP/2 without TLS on a port nobody registered: found by its preface,
+    the server's side by the client's; a connection without the preface is
+    not HTTP/2."""
+    svc = (CID_HOST, 5000)
+    a, b = (CID_GUEST, 43000), (CID_GUEST, 43001)
+    settings, settings_ack = http2_frame(4, 0, 0), http2_frame(4, 1, 0)
+    # HPACK: :method GET, :scheme http, :path /, :authority vm.example
+    request = http2_frame(1, 0x05, 1, b"\x82\x86\x84\x41\x0avm.example")
+    response = http2_frame(1, 0x04, 1, b"\x88") + http2_frame(0, 0x01, 1, b"hello")
+    client_first = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + settings
+    return [
+        ("REQUEST 3:43000 -> 2:5000", virtio_frame(a, svc, OP_REQUEST)),
+        ("RESPONSE", virtio_frame(svc, a, OP_RESPONSE)),
+        ("RW 3 -> 2, the HTTP/2 preface and SETTINGS", virtio_frame(a, svc, OP_RW, payload=client_first)),
+        ("RW 2 -> 3, SETTINGS", virtio_frame(svc, a, OP_RW, payload=settings, fwd_cnt=len(client_first))),
+        ("RW 3 -> 2, SETTINGS ack and HEADERS (GET /)",
+         virtio_frame(a, svc, OP_RW, payload=settings_ack + request, fwd_cnt=len(settings))),
+        ("RW 2 -> 3, SETTINGS ack, HEADERS (200) and DATA \"hello\"",
+         virtio_frame(svc, a, OP_RW, payload=settings_ack + response,
+                      fwd_cnt=len(client_first) + len(settings_ack) + len(request))),
+        ("REQUEST 3:43001 -> 2:5000", virtio_frame(b, svc, OP_REQUEST)),
+        ("RESPONSE", virtio_frame(svc, b, OP_RESPONSE)),
+        ("RW 3 -> 2, SETTINGS without the preface", virtio_frame(b, svc, OP_RW, payload=settings)),
+        ("RW 2 -> 3, SETTINGS", virtio_frame(svc, b, OP_RW, payload=settings, fwd_cnt=len(settings))),
+    ]
 
 
 def late_protocol():
