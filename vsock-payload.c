@@ -23,11 +23,12 @@
 #include "vsock-compat.h"
 #include "packet-vsock.h"
 
-/* Keys of the per-packet data the Decode As dialog reads. */
-enum {
-    VSOCK_PROTO_DATA_SRC_PORT,
-    VSOCK_PROTO_DATA_DST_PORT
-};
+/* The ports the Decode As dialog offers: per-packet data (pinfo->pool), as
+ * deeper layers may change pinfo->srcport and pinfo->destport. */
+typedef struct vsock_decode_as_ports {
+    guint32 src;
+    guint32 dst;
+} vsock_decode_as_ports_t;
 
 static int proto_vsock = -1;
 static heur_dissector_list_t heur_subdissector_list;
@@ -38,35 +39,40 @@ static vsock_pref_bool try_heuristic_first = TRUE;
 static vsock_pref_bool heuristics_every_packet = FALSE;
 
 /* Decode As: the dialog offers this packet's source, destination or both ports. */
-static guint32 packet_port(packet_info *pinfo, guint32 key)
+static vsock_decode_as_ports_t packet_ports(packet_info *pinfo)
 {
-    return GPOINTER_TO_UINT(p_get_proto_data(pinfo->pool, pinfo, proto_vsock, key));
+    const vsock_decode_as_ports_t *ports =
+        (const vsock_decode_as_ports_t *)p_get_proto_data(pinfo->pool, pinfo, proto_vsock, 0);
+    vsock_decode_as_ports_t none = { 0, 0 };
+
+    return ports ? *ports : none;
 }
 
 static void vsock_src_prompt(packet_info *pinfo, gchar *result)
 {
-    snprintf(result, MAX_DECODE_AS_PROMPT_LEN, "source (%u)", packet_port(pinfo, VSOCK_PROTO_DATA_SRC_PORT));
+    snprintf(result, MAX_DECODE_AS_PROMPT_LEN, "source (%u)", packet_ports(pinfo).src);
 }
 
 static void vsock_dst_prompt(packet_info *pinfo, gchar *result)
 {
-    snprintf(result, MAX_DECODE_AS_PROMPT_LEN, "destination (%u)", packet_port(pinfo, VSOCK_PROTO_DATA_DST_PORT));
+    snprintf(result, MAX_DECODE_AS_PROMPT_LEN, "destination (%u)", packet_ports(pinfo).dst);
 }
 
 static void vsock_both_prompt(packet_info *pinfo, gchar *result)
 {
-    snprintf(result, MAX_DECODE_AS_PROMPT_LEN, "both (%u" UTF8_LEFT_RIGHT_ARROW "%u)",
-             packet_port(pinfo, VSOCK_PROTO_DATA_SRC_PORT), packet_port(pinfo, VSOCK_PROTO_DATA_DST_PORT));
+    vsock_decode_as_ports_t ports = packet_ports(pinfo);
+
+    snprintf(result, MAX_DECODE_AS_PROMPT_LEN, "both (%u" UTF8_LEFT_RIGHT_ARROW "%u)", ports.src, ports.dst);
 }
 
 static gpointer vsock_src_value(packet_info *pinfo)
 {
-    return GUINT_TO_POINTER(packet_port(pinfo, VSOCK_PROTO_DATA_SRC_PORT));
+    return GUINT_TO_POINTER(packet_ports(pinfo).src);
 }
 
 static gpointer vsock_dst_value(packet_info *pinfo)
 {
-    return GUINT_TO_POINTER(packet_port(pinfo, VSOCK_PROTO_DATA_DST_PORT));
+    return GUINT_TO_POINTER(packet_ports(pinfo).dst);
 }
 
 /* A port the user changed with Decode As wins over every guess. */
@@ -117,9 +123,11 @@ void vsock_dissect_payload(tvbuff_t *payload_tvb, packet_info *pinfo, proto_tree
 {
     const guint32 low_port = MIN(hdr->src_port, hdr->dst_port);
     const guint32 high_port = MAX(hdr->src_port, hdr->dst_port);
+    vsock_decode_as_ports_t *ports = wmem_new(pinfo->pool, vsock_decode_as_ports_t);
 
-    p_add_proto_data(pinfo->pool, pinfo, proto_vsock, VSOCK_PROTO_DATA_SRC_PORT, GUINT_TO_POINTER(hdr->src_port));
-    p_add_proto_data(pinfo->pool, pinfo, proto_vsock, VSOCK_PROTO_DATA_DST_PORT, GUINT_TO_POINTER(hdr->dst_port));
+    ports->src = hdr->src_port;
+    ports->dst = hdr->dst_port;
+    p_add_proto_data(pinfo->pool, pinfo, proto_vsock, 0, ports);
 
     if (try_changed_port(low_port, payload_tvb, pinfo, tree) ||
         try_changed_port(high_port, payload_tvb, pinfo, tree))
