@@ -280,11 +280,16 @@ static void dissect_vsockmon_header(tvbuff_t *tvb, packet_info *pinfo, proto_tre
     proto_tree_add_item_ret_uint(tree, hf_vsock_src_port, tvb, 16, 4, ENC_LITTLE_ENDIAN, &hdr->src_port);
     proto_tree_add_item_ret_uint(tree, hf_vsock_dst_port, tvb, 20, 4, ENC_LITTLE_ENDIAN, &hdr->dst_port);
 
-    /* Either end, like tcp.port. */
-    proto_item_set_hidden(proto_tree_add_item(tree, hf_vsock_cid, tvb, 0, 8, ENC_LITTLE_ENDIAN));
-    proto_item_set_hidden(proto_tree_add_item(tree, hf_vsock_cid, tvb, 8, 8, ENC_LITTLE_ENDIAN));
-    proto_item_set_hidden(proto_tree_add_item(tree, hf_vsock_port, tvb, 16, 4, ENC_LITTLE_ENDIAN));
-    proto_item_set_hidden(proto_tree_add_item(tree, hf_vsock_port, tvb, 20, 4, ENC_LITTLE_ENDIAN));
+    /* Either end, like tcp.port. Hidden items show nowhere: added only when a
+     * filter, a column or a full dissection asks for them (every packet). */
+    if (proto_field_is_referenced(tree, hf_vsock_cid)) {
+        proto_item_set_hidden(proto_tree_add_item(tree, hf_vsock_cid, tvb, 0, 8, ENC_LITTLE_ENDIAN));
+        proto_item_set_hidden(proto_tree_add_item(tree, hf_vsock_cid, tvb, 8, 8, ENC_LITTLE_ENDIAN));
+    }
+    if (proto_field_is_referenced(tree, hf_vsock_port)) {
+        proto_item_set_hidden(proto_tree_add_item(tree, hf_vsock_port, tvb, 16, 4, ENC_LITTLE_ENDIAN));
+        proto_item_set_hidden(proto_tree_add_item(tree, hf_vsock_port, tvb, 20, 4, ENC_LITTLE_ENDIAN));
+    }
 
     *op_item = proto_tree_add_item_ret_uint(tree, hf_vsock_op, tvb, 24, 2, ENC_LITTLE_ENDIAN, &hdr->op);
     if (try_val_to_str(hdr->op, vsockmon_op_vals) == NULL)
@@ -362,8 +367,10 @@ static void dissect_virtio_header(tvbuff_t *tvb, int offset, packet_info *pinfo,
         expert_add_info_format(pinfo, item, &ei_vsock_port_mismatch,
                                "Virtio destination port %u differs from vsockmon destination port %u", dst_port, hdr->dst_port);
     /* The built-in dissector's misspelled names, kept so old filters match. */
-    proto_item_set_hidden(proto_tree_add_item(virtio_tree, hf_virtio_src_prot, tvb, offset + 16, 4, ENC_LITTLE_ENDIAN));
-    proto_item_set_hidden(proto_tree_add_item(virtio_tree, hf_virtio_dst_prot, tvb, offset + 20, 4, ENC_LITTLE_ENDIAN));
+    if (proto_field_is_referenced(tree, hf_virtio_src_prot))
+        proto_item_set_hidden(proto_tree_add_item(virtio_tree, hf_virtio_src_prot, tvb, offset + 16, 4, ENC_LITTLE_ENDIAN));
+    if (proto_field_is_referenced(tree, hf_virtio_dst_prot))
+        proto_item_set_hidden(proto_tree_add_item(virtio_tree, hf_virtio_dst_prot, tvb, offset + 20, 4, ENC_LITTLE_ENDIAN));
 
     proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_len, tvb, offset + 24, 4, ENC_LITTLE_ENDIAN, &hdr->len);
 
