@@ -524,18 +524,22 @@ static const char *flag_text(const vsock_hdr_t *hdr)
     return "";
 }
 
-/* Info column in TCP's style: "50000 → 1234 [SHUTDOWN rcv,send]". Written
- * with one formatting call: it is the dissector's busiest line. */
+/* Info column in TCP's style: "50000 → 1234 [SHUTDOWN rcv,send]". It is the
+ * dissector's busiest line: its pieces are joined without printf, which cost
+ * a fifth of the dissector. */
 static void set_info_column(packet_info *pinfo, const vsock_hdr_t *hdr)
 {
+    char src_port[11], dst_port[11], len[11], buf_alloc[11], fwd_cnt[11];
     const char *op, *type = "";
-    char tail[48] = "";
+
+    vsock_uint32_to_str_buf(hdr->src_port, src_port, sizeof src_port);
+    vsock_uint32_to_str_buf(hdr->dst_port, dst_port, sizeof dst_port);
 
     if (!hdr->has_virtio) {
-        col_add_fstr(pinfo->cinfo, COL_INFO, "%u " UTF8_RIGHTWARDS_ARROW " %u [%s] Transport: %s",
-                     hdr->src_port, hdr->dst_port,
-                     vsock_val_to_str(pinfo->pool, hdr->op, vsockmon_op_vals, "op %u"),
-                     vsock_val_to_str(pinfo->pool, hdr->transport, vsockmon_transport_vals, "%u"));
+        col_add_lstr(pinfo->cinfo, COL_INFO, src_port, " " UTF8_RIGHTWARDS_ARROW " ", dst_port, " [",
+                     vsock_val_to_str(pinfo->pool, hdr->op, vsockmon_op_vals, "op %u"), "] Transport: ",
+                     vsock_val_to_str(pinfo->pool, hdr->transport, vsockmon_transport_vals, "%u"),
+                     COL_ADD_LSTR_TERMINATOR);
         return;
     }
 
@@ -548,20 +552,25 @@ static void set_info_column(packet_info *pinfo, const vsock_hdr_t *hdr)
 
     switch (hdr->virtio_op) {
     case VIRTIO_VSOCK_OP_RW:
-        col_add_fstr(pinfo->cinfo, COL_INFO, "%u " UTF8_RIGHTWARDS_ARROW " %u [%s%s] Len=%u%s",
-                     hdr->src_port, hdr->dst_port, op, flag_text(hdr), hdr->payload_len, type);
+        vsock_uint32_to_str_buf(hdr->payload_len, len, sizeof len);
+        col_add_lstr(pinfo->cinfo, COL_INFO, src_port, " " UTF8_RIGHTWARDS_ARROW " ", dst_port,
+                     " [", op, flag_text(hdr), "] Len=", len, type, COL_ADD_LSTR_TERMINATOR);
         return;
     case VIRTIO_VSOCK_OP_REQUEST:
     case VIRTIO_VSOCK_OP_RESPONSE:
     case VIRTIO_VSOCK_OP_CREDIT_UPDATE:
     case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
-        snprintf(tail, sizeof tail, " buf_alloc=%u fwd_cnt=%u", hdr->buf_alloc, hdr->fwd_cnt);
-        break;
+        vsock_uint32_to_str_buf(hdr->buf_alloc, buf_alloc, sizeof buf_alloc);
+        vsock_uint32_to_str_buf(hdr->fwd_cnt, fwd_cnt, sizeof fwd_cnt);
+        col_add_lstr(pinfo->cinfo, COL_INFO, src_port, " " UTF8_RIGHTWARDS_ARROW " ", dst_port,
+                     " [", op, flag_text(hdr), "] buf_alloc=", buf_alloc, " fwd_cnt=", fwd_cnt, type,
+                     COL_ADD_LSTR_TERMINATOR);
+        return;
     default:
-        break;
+        col_add_lstr(pinfo->cinfo, COL_INFO, src_port, " " UTF8_RIGHTWARDS_ARROW " ", dst_port,
+                     " [", op, flag_text(hdr), "]", type, COL_ADD_LSTR_TERMINATOR);
+        return;
     }
-    col_add_fstr(pinfo->cinfo, COL_INFO, "%u " UTF8_RIGHTWARDS_ARROW " %u [%s%s]%s%s",
-                 hdr->src_port, hdr->dst_port, op, flag_text(hdr), tail, type);
 }
 
 static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_)

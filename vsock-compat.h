@@ -32,6 +32,13 @@ typedef bool vsock_pref_bool;
 typedef gboolean vsock_pref_bool;
 #endif
 
+/* guint32_to_str_buf() became uint32_to_str_buf() (the old name deprecated). */
+#if VSOCK_WS_AT_LEAST(4, 4)
+#define vsock_uint32_to_str_buf(u, buf, len) uint32_to_str_buf((u), (buf), (len))
+#else
+#define vsock_uint32_to_str_buf(u, buf, len) guint32_to_str_buf((u), (buf), (len))
+#endif
+
 /* dissector_try_uint_new() is deprecated in 4.6 in favour of
  * dissector_try_uint_with_data(), same arguments; older versions get the new name. */
 #if !VSOCK_WS_AT_LEAST(4, 5)
