@@ -86,6 +86,11 @@ static guint32 vsock_stream_count;
  * conversation table (conversation_new_full/find_conversation_full) hashes
  * element lists and cost 14 % of a read. */
 static wmem_map_t *vsock_connections;
+/* The connections of recent packets, by key hash: a capture interleaves a
+ * few busy connections, and in a map of tens of thousands of connections
+ * every lookup missed the processor's caches (bucket, item, key). */
+#define RECENT_CONNECTIONS 256
+static vsock_conv_t *recent_connections[RECENT_CONNECTIONS];
 static gpointer *record_pages; /* pages of RECORDS_PER_PAGE records, wmem_file_scope */
 static guint32 record_page_count;
 static vsock_pref_bool vsock_analyze = TRUE;
@@ -144,6 +149,7 @@ static const struct {
 static void vsock_analysis_init_routine(void)
 {
     vsock_stream_count = 0;
+    memset(recent_connections, 0, sizeof recent_connections);
     record_pages = NULL;
     record_page_count = 0;
 }
@@ -228,10 +234,14 @@ static vsock_conv_t *new_vsock_conv(packet_info *pinfo, const vsock_hdr_t *hdr, 
 static vsock_conv_t *get_vsock_conv(packet_info *pinfo, const vsock_hdr_t *hdr, vsock_packet_analysis_t *pa)
 {
     vsock_conv_key_t key;
-    vsock_conv_t *vconv;
+    vsock_conv_t *vconv, **recent;
 
     make_conv_key(hdr, &key);
-    vconv = (vsock_conv_t *)wmem_map_lookup(vsock_connections, &key);
+    recent = &recent_connections[conv_key_hash(&key) % RECENT_CONNECTIONS];
+    if (*recent && conv_key_equal(&(*recent)->key, &key))
+        vconv = *recent;
+    else
+        vconv = (vsock_conv_t *)wmem_map_lookup(vsock_connections, &key);
     if (vconv && hdr->virtio_op == VIRTIO_VSOCK_OP_REQUEST) {
         pa->flags |= VSOCK_A_NEW_STREAM_REUSE;
         vconv = NULL;
@@ -241,6 +251,7 @@ static vsock_conv_t *get_vsock_conv(packet_info *pinfo, const vsock_hdr_t *hdr, 
         if (hdr->virtio_op != VIRTIO_VSOCK_OP_REQUEST && !vconv->is_dgram)
             pa->flags |= VSOCK_A_UNKNOWN_CONNECTION;
     }
+    *recent = vconv;
     return vconv;
 }
 
