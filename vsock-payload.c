@@ -197,7 +197,7 @@ static void offer_for_decode_as(const gchar *table_name _U_, gpointer handle, gp
  * it accepted one (its session); asked only then, it answers the same. */
 static heur_dissector_t http2_heuristic;
 
-static gboolean http2_heuristic_when_possible(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data)
+static vsock_cb_bool http2_heuristic_when_possible(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data)
 {
     static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     const vsock_packet_analysis_t *pa = vsock_get_packet_analysis(pinfo);
