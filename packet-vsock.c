@@ -529,8 +529,8 @@ static const char *flag_text(const vsock_hdr_t *hdr)
  * a fifth of the dissector. */
 static void set_info_column(packet_info *pinfo, const vsock_hdr_t *hdr)
 {
-    char src_port[11], dst_port[11], len[11], buf_alloc[11], fwd_cnt[11];
-    const char *op, *type = "";
+    char src_port[11], dst_port[11], value1[11] = "", value2[11] = "";
+    const char *op, *type = "", *after_op = "]", *label2 = "";
 
     vsock_uint32_to_str_buf(hdr->src_port, src_port, sizeof src_port);
     vsock_uint32_to_str_buf(hdr->dst_port, dst_port, sizeof dst_port);
@@ -550,27 +550,26 @@ static void set_info_column(packet_info *pinfo, const vsock_hdr_t *hdr)
         type = wmem_strdup_printf(pinfo->pool, " (%s)",
                                   vsock_val_to_str(pinfo->pool, hdr->type, virtio_type_short_vals, "type %u"));
 
+    /* After the op: "] Len=N" for data, the credit for the ops that carry it. */
     switch (hdr->virtio_op) {
     case VIRTIO_VSOCK_OP_RW:
-        vsock_uint32_to_str_buf(hdr->payload_len, len, sizeof len);
-        col_add_lstr(pinfo->cinfo, COL_INFO, src_port, " " UTF8_RIGHTWARDS_ARROW " ", dst_port,
-                     " [", op, flag_text(hdr), "] Len=", len, type, COL_ADD_LSTR_TERMINATOR);
-        return;
+        after_op = "] Len=";
+        vsock_uint32_to_str_buf(hdr->payload_len, value1, sizeof value1);
+        break;
     case VIRTIO_VSOCK_OP_REQUEST:
     case VIRTIO_VSOCK_OP_RESPONSE:
     case VIRTIO_VSOCK_OP_CREDIT_UPDATE:
     case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
-        vsock_uint32_to_str_buf(hdr->buf_alloc, buf_alloc, sizeof buf_alloc);
-        vsock_uint32_to_str_buf(hdr->fwd_cnt, fwd_cnt, sizeof fwd_cnt);
-        col_add_lstr(pinfo->cinfo, COL_INFO, src_port, " " UTF8_RIGHTWARDS_ARROW " ", dst_port,
-                     " [", op, flag_text(hdr), "] buf_alloc=", buf_alloc, " fwd_cnt=", fwd_cnt, type,
-                     COL_ADD_LSTR_TERMINATOR);
-        return;
+        after_op = "] buf_alloc=";
+        vsock_uint32_to_str_buf(hdr->buf_alloc, value1, sizeof value1);
+        label2 = " fwd_cnt=";
+        vsock_uint32_to_str_buf(hdr->fwd_cnt, value2, sizeof value2);
+        break;
     default:
-        col_add_lstr(pinfo->cinfo, COL_INFO, src_port, " " UTF8_RIGHTWARDS_ARROW " ", dst_port,
-                     " [", op, flag_text(hdr), "]", type, COL_ADD_LSTR_TERMINATOR);
-        return;
+        break;
     }
+    col_add_lstr(pinfo->cinfo, COL_INFO, src_port, " " UTF8_RIGHTWARDS_ARROW " ", dst_port, " [", op,
+                 flag_text(hdr), after_op, value1, label2, value2, type, COL_ADD_LSTR_TERMINATOR);
 }
 
 static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_)
