@@ -543,9 +543,7 @@ static void set_info_column(packet_info *pinfo, const vsock_hdr_t *hdr)
         return;
     }
 
-    op = try_val_to_str(hdr->virtio_op, virtio_op_short_vals);
-    if (!op)
-        op = wmem_strdup_printf(pinfo->pool, "OP %u", hdr->virtio_op);
+    op = vsock_val_to_str(pinfo->pool, hdr->virtio_op, virtio_op_short_vals, "OP %u");
     if (hdr->type != VIRTIO_VSOCK_TYPE_STREAM)
         type = wmem_strdup_printf(pinfo->pool, " (%s)",
                                   vsock_val_to_str(pinfo->pool, hdr->type, virtio_type_short_vals, "type %u"));
