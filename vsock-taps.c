@@ -88,7 +88,7 @@ static gchar *vsock_follow_conv_filter(epan_dissect_t *edt _U_, packet_info *pin
     if (pa == NULL)
         return NULL;
     *stream = vsock_packet_stream(pa);
-    return ws_strdup_printf("vsock.stream eq %u", vsock_packet_stream(pa));
+    return ws_strdup_printf("vsock.stream eq %u", *stream);
 }
 
 static gchar *vsock_follow_index_filter(guint stream, guint sub_stream _U_)
@@ -305,17 +305,18 @@ static void stats_tick_stream(stats_tree *st, packet_info *pinfo, const vsock_ta
 {
     const vsock_packet_analysis_t *pa = info->analysis;
     const char *way = pa->direction == 0 ? "A->B" : "B->A";
+    const guint32 stream = vsock_packet_stream(pa);
     int stream_node;
 
-    if (!g_hash_table_contains(data->stream_states, GUINT_TO_POINTER(vsock_packet_stream(pa))))
-        g_hash_table_insert(data->stream_states, GUINT_TO_POINTER(vsock_packet_stream(pa)), NULL);
+    if (!g_hash_table_contains(data->stream_states, GUINT_TO_POINTER(stream)))
+        g_hash_table_insert(data->stream_states, GUINT_TO_POINTER(stream), NULL);
     stream_node = tick_stat_node(st, stats_stream_name(pinfo, info->hdr, pa),
                                  stats_tree_parent_id_by_name(st, st_str_streams), TRUE);
     increase_stat_node(st, wmem_strdup_printf(pinfo->pool, "Packets %s", way), stream_node, FALSE, 1);
     increase_stat_node(st, wmem_strdup_printf(pinfo->pool, "Payload bytes %s", way), stream_node, FALSE,
                        (gint)info->hdr->payload_len);
     if (info->hdr->type != VIRTIO_VSOCK_TYPE_DGRAM)
-        stats_set_state(st, pinfo, data, stream_node, vsock_packet_stream(pa), pa->state);
+        stats_set_state(st, pinfo, data, stream_node, stream, pa->state);
 }
 
 static tap_packet_status vsock_stats_tree_packet(stats_tree *st, packet_info *pinfo, epan_dissect_t *edt _U_,
