@@ -10,7 +10,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#define WS_LOG_DOMAIN "ttrpc"
 #include <wireshark.h>
 
 #include <epan/packet.h>
@@ -60,7 +59,7 @@ enum pb_wire_type {
 
 /* Keys of per-packet data: PDUs dissected so far in this frame (pinfo->pool);
  * the first-pass record of the Nth PDU of the frame is key N (file scope). */
-#define TTRPC_KEY_PDU_COUNT G_MAXUINT32
+#define TTRPC_KEY_PDU_COUNT UINT32_MAX
 
 void proto_register_ttrpc(void);
 void proto_reg_handoff_ttrpc(void);
@@ -122,12 +121,12 @@ static int hf_ttrpc_response_to = -1;
 static int hf_ttrpc_time = -1;
 static int hf_ttrpc_fragment = -1;
 
-static gint ett_ttrpc = -1;
-static gint ett_ttrpc_flags = -1;
-static gint ett_ttrpc_request = -1;
-static gint ett_ttrpc_response = -1;
-static gint ett_ttrpc_metadata = -1;
-static gint ett_ttrpc_status = -1;
+static int ett_ttrpc = -1;
+static int ett_ttrpc_flags = -1;
+static int ett_ttrpc_request = -1;
+static int ett_ttrpc_response = -1;
+static int ett_ttrpc_metadata = -1;
+static int ett_ttrpc_status = -1;
 
 static expert_field ei_ttrpc_header_bad = EI_INIT;
 static expert_field ei_ttrpc_type_unknown = EI_INIT;
@@ -149,32 +148,32 @@ static int * const ttrpc_flags_bits[] = {
 };
 
 typedef struct ttrpc_header {
-    guint32 length;
-    guint32 stream_id;
-    guint8 type;
-    guint8 flags;
+    uint32_t length;
+    uint32_t stream_id;
+    uint8_t type;
+    uint8_t flags;
 } ttrpc_header_t;
 
 /* What the envelope of one PDU says (pinfo->pool). */
 typedef struct ttrpc_body {
-    const guint8 *service;
-    const guint8 *method;
-    gboolean has_payload;
+    const uint8_t *service;
+    const uint8_t *method;
+    bool has_payload;
     int payload_offset;
     int payload_length;
-    gboolean has_status_code;
-    gint32 status_code;       /* proto3: 0 (OK) when not sent */
+    bool has_status_code;
+    int32_t status_code;       /* proto3: 0 (OK) when not sent */
 } ttrpc_body_t;
 
 /* One RPC: its request and, once seen, its response (wmem_file_scope). */
 typedef struct ttrpc_call {
-    guint32 req_frame;
-    guint32 resp_frame;       /* 0 until the response is seen */
+    uint32_t req_frame;
+    uint32_t resp_frame;       /* 0 until the response is seen */
     nstime_t req_time;
     const char *service;      /* NULL if the request did not name it */
     const char *method;
     address client;           /* the requester, to tell the direction of data */
-    guint32 client_port;
+    uint32_t client_port;
 } ttrpc_call_t;
 
 /* Per conversation: the latest call of each stream id. Stream ids restart
@@ -192,36 +191,36 @@ typedef struct ttrpc_pdu_info {
 
 /* One field of a message. */
 typedef struct pb_field {
-    guint32 number;
-    guint32 wire_type;
+    uint32_t number;
+    uint32_t wire_type;
     int start;                /* first byte of the key */
     int offset;               /* first byte of the value (after a LEN field's length) */
     int length;               /* bytes of the value */
-    guint64 varint;           /* value of a VARINT field */
+    uint64_t varint;           /* value of a VARINT field */
 } pb_field_t;
 
 typedef void (*pb_field_func)(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
                               const pb_field_t *field, void *ctx);
 
-static guint pb_get_varint(tvbuff_t *tvb, int offset, int end, guint64 *value)
+static unsigned pb_get_varint(tvbuff_t *tvb, int offset, int end, uint64_t *value)
 {
     return tvb_get_varint(tvb, offset, MIN(end - offset, FT_VARINT_MAX_LEN), value, ENC_VARINT_PROTOBUF);
 }
 
-/* Reads the field at offset, which must end by end; FALSE if the bytes are
+/* Reads the field at offset, which must end by end; false if the bytes are
  * not protobuf wire format. */
-static gboolean pb_read_field(tvbuff_t *tvb, int offset, int end, pb_field_t *field)
+static bool pb_read_field(tvbuff_t *tvb, int offset, int end, pb_field_t *field)
 {
-    guint64 key, len;
-    guint n;
+    uint64_t key, len;
+    unsigned n;
 
     field->start = offset;
     n = pb_get_varint(tvb, offset, end, &key);
     /* The key is (field number << 3) | wire type; field numbers are 1..2^29-1. */
     if (n == 0 || (key >> 3) == 0 || (key >> 3) > 0x1FFFFFFF)
-        return FALSE;
-    field->number = (guint32)(key >> 3);
-    field->wire_type = (guint32)(key & 0x7);
+        return false;
+    field->number = (uint32_t)(key >> 3);
+    field->wire_type = (uint32_t)(key & 0x7);
     offset += n;
 
     switch (field->wire_type) {
@@ -237,13 +236,13 @@ static gboolean pb_read_field(tvbuff_t *tvb, int offset, int end, pb_field_t *fi
         return field->length <= end - offset;
     case PB_WIRE_LEN:
         n = pb_get_varint(tvb, offset, end, &len);
-        if (n == 0 || len > (guint64)(end - offset - (int)n))
-            return FALSE;
+        if (n == 0 || len > (uint64_t)(end - offset - (int)n))
+            return false;
         field->offset = offset + (int)n;
         field->length = (int)len;
-        return TRUE;
+        return true;
     default:
-        return FALSE;
+        return false;
     }
 }
 
@@ -266,16 +265,16 @@ static void dissect_pb_message(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tr
 }
 
 /* A known field number with an unexpected wire type is shown, not decoded. */
-static gboolean pb_expect(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const pb_field_t *field,
-                          guint32 wire_type)
+static bool pb_expect(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const pb_field_t *field,
+                          uint32_t wire_type)
 {
     if (field->wire_type == wire_type)
-        return TRUE;
+        return true;
     proto_tree_add_expert_format(tree, pinfo, &ei_ttrpc_field_wire_type, tvb, field->start,
                                  field->offset + field->length - field->start,
                                  "Field %u has wire type %u, expected %u",
                                  field->number, field->wire_type, wire_type);
-    return FALSE;
+    return false;
 }
 
 /* Fields a newer peer may add: shown as bytes. */
@@ -292,7 +291,7 @@ static void keyvalue_field(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, 
                            void *ctx)
 {
     proto_item *kv_item = (proto_item *)ctx;
-    const guint8 *text;
+    const uint8_t *text;
     int hf;
 
     if (field->number != KEYVALUE_KEY && field->number != KEYVALUE_VALUE) {
@@ -317,7 +316,7 @@ static void dissect_metadata(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree
 static void add_payload(tvbuff_t *tvb, proto_tree *tree, int offset, int length, ttrpc_body_t *body)
 {
     proto_tree_add_item(tree, hf_ttrpc_payload, tvb, offset, length, ENC_NA);
-    body->has_payload = TRUE;
+    body->has_payload = true;
     body->payload_offset = offset;
     body->payload_length = length;
 }
@@ -344,7 +343,7 @@ static void request_field(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, c
     case REQUEST_TIMEOUT_NANO:
         /* int64: a negative value is a 10-byte two's complement varint. */
         if (pb_expect(tvb, pinfo, tree, field, PB_WIRE_VARINT))
-            proto_tree_add_int64(tree, hf_ttrpc_timeout, tvb, field->offset, field->length, (gint64)field->varint);
+            proto_tree_add_int64(tree, hf_ttrpc_timeout, tvb, field->offset, field->length, (int64_t)field->varint);
         break;
     case REQUEST_METADATA:
         if (pb_expect(tvb, pinfo, tree, field, PB_WIRE_LEN))
@@ -364,8 +363,8 @@ static void status_field(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, co
     case STATUS_CODE:
         /* int32 on the wire as a sign-extended varint: keep the low 32 bits. */
         if (pb_expect(tvb, pinfo, tree, field, PB_WIRE_VARINT)) {
-            body->has_status_code = TRUE;
-            body->status_code = (gint32)(guint32)field->varint;
+            body->has_status_code = true;
+            body->status_code = (int32_t)(uint32_t)field->varint;
             proto_tree_add_int(tree, hf_ttrpc_status_code, tvb, field->offset, field->length, body->status_code);
         }
         break;
@@ -458,18 +457,18 @@ static void dissect_body(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, co
 
 static void read_header(tvbuff_t *tvb, int offset, ttrpc_header_t *hdr)
 {
-    guint16 type_flags = tvb_get_ntohs(tvb, offset + 8);
+    uint16_t type_flags = tvb_get_ntohs(tvb, offset + 8);
 
     hdr->length = tvb_get_ntohl(tvb, offset);
     hdr->stream_id = tvb_get_ntohl(tvb, offset + 4);
     /* Two one-byte fields (tvb_get_guint8 is deprecated from 4.4 on). */
-    hdr->type = (guint8)(type_flags >> 8);
-    hdr->flags = (guint8)(type_flags & 0xff);
+    hdr->type = (uint8_t)(type_flags >> 8);
+    hdr->flags = (uint8_t)(type_flags & 0xff);
 }
 
 /* What a peer's ttrpc would accept; the test that keeps us off other
  * protocols on port 1024 (gvisor-tap-vsock uses it too). */
-static gboolean header_valid(const ttrpc_header_t *hdr)
+static bool header_valid(const ttrpc_header_t *hdr)
 {
     return hdr->length <= TTRPC_MAX_DATA_LEN &&
            hdr->type >= TTRPC_TYPE_REQUEST && hdr->type <= TTRPC_TYPE_DATA &&
@@ -478,13 +477,13 @@ static gboolean header_valid(const ttrpc_header_t *hdr)
 
 /* The first bytes of a header: its first byte is always 0 (length <= 4 MiB),
  * the second at most 0x40; byte 8 is the type. */
-static gboolean header_prefix_plausible(tvbuff_t *tvb, int offset, int avail)
+static bool header_prefix_plausible(tvbuff_t *tvb, int offset, int avail)
 {
-    guint8 prefix[TTRPC_HDR_LEN] = { 0 };
+    uint8_t prefix[TTRPC_HDR_LEN] = { 0 };
 
     tvb_memcpy(tvb, prefix, offset, MIN(avail, TTRPC_HDR_LEN));
     if (prefix[0] != 0 || prefix[1] > 0x40)
-        return FALSE;
+        return false;
     return avail < 9 || (prefix[8] >= TTRPC_TYPE_REQUEST && prefix[8] <= TTRPC_TYPE_DATA);
 }
 
@@ -562,15 +561,15 @@ static ttrpc_pdu_info_t *analyze_pdu(packet_info *pinfo, const ttrpc_header_t *h
 }
 
 /* Index of this PDU among those dissected in the frame: the same on every pass. */
-static guint32 next_pdu_index(packet_info *pinfo)
+static uint32_t next_pdu_index(packet_info *pinfo)
 {
-    guint32 index = GPOINTER_TO_UINT(p_get_proto_data(pinfo->pool, pinfo, proto_ttrpc, TTRPC_KEY_PDU_COUNT));
+    uint32_t count = GPOINTER_TO_UINT(p_get_proto_data(pinfo->pool, pinfo, proto_ttrpc, TTRPC_KEY_PDU_COUNT));
 
-    p_set_proto_data(pinfo->pool, pinfo, proto_ttrpc, TTRPC_KEY_PDU_COUNT, GUINT_TO_POINTER(index + 1));
-    return index;
+    p_set_proto_data(pinfo->pool, pinfo, proto_ttrpc, TTRPC_KEY_PDU_COUNT, GUINT_TO_POINTER(count + 1));
+    return count;
 }
 
-static const ttrpc_pdu_info_t *get_pdu_info(packet_info *pinfo, guint32 pdu_index, const ttrpc_header_t *hdr,
+static const ttrpc_pdu_info_t *get_pdu_info(packet_info *pinfo, uint32_t pdu_index, const ttrpc_header_t *hdr,
                                             const ttrpc_body_t *body)
 {
     ttrpc_pdu_info_t *info = (ttrpc_pdu_info_t *)p_get_proto_data(wmem_file_scope(), pinfo, proto_ttrpc, pdu_index);
@@ -583,7 +582,7 @@ static const ttrpc_pdu_info_t *get_pdu_info(packet_info *pinfo, guint32 pdu_inde
 }
 
 /* Data from the requester belongs to the request stream, the rest to the response. */
-static gboolean from_client(packet_info *pinfo, const ttrpc_call_t *call)
+static bool from_client(packet_info *pinfo, const ttrpc_call_t *call)
 {
     return pinfo->srcport == call->client_port && addresses_equal(&pinfo->src, &call->client);
 }
@@ -633,7 +632,7 @@ static const char *call_path(packet_info *pinfo, const ttrpc_header_t *hdr, cons
 
 /* Over TCP or vsock, the application's summary replaces the transport's;
  * several PDUs of one frame are listed one after the other. */
-static void append_info(packet_info *pinfo, guint32 pdu_index, const char *text)
+static void append_info(packet_info *pinfo, uint32_t pdu_index, const char *text)
 {
     if (pdu_index == 0) {
         col_set_str(pinfo->cinfo, COL_PROTOCOL, "ttrpc");
@@ -644,7 +643,7 @@ static void append_info(packet_info *pinfo, guint32 pdu_index, const char *text)
 }
 
 /* "Request /grpc.AgentService/CreateContainer (stream 5)", "Response ... status 0 (OK)" */
-static void set_columns(packet_info *pinfo, guint32 pdu_index, const ttrpc_header_t *hdr, const ttrpc_body_t *body,
+static void set_columns(packet_info *pinfo, uint32_t pdu_index, const ttrpc_header_t *hdr, const ttrpc_body_t *body,
                         const char *path)
 {
     wmem_strbuf_t *buf = wmem_strbuf_new(pinfo->pool, vsock_val_to_str(pinfo->pool, hdr->type, ttrpc_type_vals,
@@ -676,10 +675,10 @@ static void call_protobuf_guarded(tvbuff_t *msg_tvb, packet_info *pinfo, proto_t
  * gRPC-style "application/grpc,/service/method,request|response" string when
  * .proto files are loaded, and shows wire format otherwise. */
 static void call_message_dissector(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const ttrpc_body_t *body,
-                                   const char *path, gboolean is_request)
+                                   const char *path, bool is_request)
 {
     tvbuff_t *msg_tvb;
-    gboolean writable;
+    bool writable;
 
     if (!body->has_payload || !protobuf_handle)
         return;
@@ -689,26 +688,26 @@ static void call_message_dissector(tvbuff_t *tvb, packet_info *pinfo, proto_tree
                                   : NULL;
     /* Our Info summary stays as it is: protobuf would append to it. */
     writable = col_get_writable(pinfo->cinfo, -1);
-    col_set_writable(pinfo->cinfo, -1, FALSE);
+    col_set_writable(pinfo->cinfo, -1, false);
     call_protobuf_guarded(msg_tvb, pinfo, tree, type_info);
     col_set_writable(pinfo->cinfo, -1, writable);
 }
 
-static gboolean is_request_direction(packet_info *pinfo, const ttrpc_header_t *hdr, const ttrpc_call_t *call)
+static bool is_request_direction(packet_info *pinfo, const ttrpc_header_t *hdr, const ttrpc_call_t *call)
 {
     if (hdr->type == TTRPC_TYPE_REQUEST)
-        return TRUE;
+        return true;
     if (hdr->type == TTRPC_TYPE_RESPONSE)
-        return FALSE;
-    return call ? from_client(pinfo, call) : FALSE;
+        return false;
+    return call ? from_client(pinfo, call) : false;
 }
 
 /* One complete PDU; tvb holds exactly its header and data. */
 static void dissect_ttrpc_pdu(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
 {
-    const guint32 pdu_index = next_pdu_index(pinfo);
+    const uint32_t pdu_index = next_pdu_index(pinfo);
     ttrpc_header_t hdr;
-    ttrpc_body_t body = { NULL, NULL, FALSE, 0, 0, FALSE, 0 };
+    ttrpc_body_t body = { NULL, NULL, false, 0, 0, false, 0 };
     const ttrpc_pdu_info_t *info;
     const ttrpc_call_t *call;
     const char *path;
@@ -750,7 +749,7 @@ static void dissect_bad_header(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tr
 
 /* A PDU this packet does not complete while nobody can reassemble it: its
  * header, if all there, and the bytes. */
-static void add_incomplete_pdu(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, guint32 pdu_len)
+static void add_incomplete_pdu(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, uint32_t pdu_len)
 {
     const int avail = (int)tvb_captured_length(tvb);
     proto_item *ti = proto_tree_add_item(tree, proto_ttrpc, tvb, 0, -1, ENC_NA);
@@ -776,7 +775,7 @@ static void add_incomplete_pdu(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tr
 }
 
 /* Asks the transport for more bytes, as over TCP. */
-static int want_more(tvbuff_t *tvb, packet_info *pinfo, int offset, guint32 missing)
+static int want_more(tvbuff_t *tvb, packet_info *pinfo, int offset, uint32_t missing)
 {
     pinfo->desegment_offset = offset;
     pinfo->desegment_len = missing;
@@ -784,7 +783,7 @@ static int want_more(tvbuff_t *tvb, packet_info *pinfo, int offset, guint32 miss
 }
 
 /* Is the start of tvb a ttrpc header? Else the next dissector gets it. */
-static gboolean starts_with_ttrpc(tvbuff_t *tvb, packet_info *pinfo)
+static bool starts_with_ttrpc(tvbuff_t *tvb, packet_info *pinfo)
 {
     const int avail = (int)tvb_captured_length(tvb);
     ttrpc_header_t hdr;
@@ -801,7 +800,7 @@ static int dissect_ttrpc(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vo
     const int length = (int)tvb_captured_length(tvb);
     int offset = 0;
     ttrpc_header_t hdr;
-    guint32 pdu_len;
+    uint32_t pdu_len;
 
     if (!starts_with_ttrpc(tvb, pinfo))
         return 0;
@@ -821,9 +820,9 @@ static int dissect_ttrpc(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vo
             return length;
         }
         pdu_len = TTRPC_HDR_LEN + hdr.length;
-        if ((guint32)avail < pdu_len) {
+        if ((uint32_t)avail < pdu_len) {
             if (pinfo->can_desegment > 0)
-                return want_more(tvb, pinfo, offset, pdu_len - (guint32)avail);
+                return want_more(tvb, pinfo, offset, pdu_len - (uint32_t)avail);
             add_incomplete_pdu(tvb_new_subset_remaining(tvb, offset), pinfo, tree, pdu_len);
             return length;
         }
@@ -896,7 +895,7 @@ void proto_register_ttrpc(void)
         { &hf_ttrpc_fragment,
           { "Incomplete PDU", "ttrpc.fragment", FT_BYTES, BASE_NONE, NULL, 0x0, NULL, HFILL } },
     };
-    static gint *ett[] = {
+    static int *ett[] = {
         &ett_ttrpc,
         &ett_ttrpc_flags,
         &ett_ttrpc_request,

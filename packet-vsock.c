@@ -9,7 +9,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#define WS_LOG_DOMAIN "vsock"
 #include <wireshark.h>
 
 #include <epan/packet.h>
@@ -167,35 +166,35 @@ static int * const virtio_seqpacket_flags[] = {
 };
 
 /* CID fields: "host (2)" for the well-known CIDs, the number otherwise. */
-static void format_cid(gchar *buf, guint64 cid)
+static void format_cid(char *buf, uint64_t cid)
 {
     const char *name = try_val64_to_str(cid, vsock_cid_vals);
 
     if (name)
-        snprintf(buf, ITEM_LABEL_LENGTH, "%s (%" G_GUINT64_FORMAT ")", name, cid);
+        snprintf(buf, ITEM_LABEL_LENGTH, "%s (%" PRIu64 ")", name, cid);
     else
-        snprintf(buf, ITEM_LABEL_LENGTH, "%" G_GUINT64_FORMAT, cid);
+        snprintf(buf, ITEM_LABEL_LENGTH, "%" PRIu64, cid);
 }
 
 /* CID addresses are numbers, so that filters built from them work; the
  * columns add the names of the well-known CIDs: "host (2)". */
-static int vsock_cid_to_str(const address *addr, gchar *buf, int buf_len)
+static int vsock_cid_to_str(const address *addr, char *buf, int buf_len)
 {
-    snprintf(buf, buf_len, "%" G_GUINT64_FORMAT, pletoh64(addr->data));
+    snprintf(buf, buf_len, "%" PRIu64, pletoh64(addr->data));
     return (int)strlen(buf) + 1;
 }
 
 /* The columns show what this returns: the name of a well-known CID, else its
  * number (dissection is single-threaded, so one buffer serves). */
-static const gchar *vsock_cid_name(const address *addr)
+static const char *vsock_cid_name(const address *addr)
 {
-    static gchar number[21];
-    guint64 cid = pletoh64(addr->data);
-    const gchar *name = try_val64_to_str(cid, vsock_cid_vals);
+    static char number[21];
+    uint64_t cid = pletoh64(addr->data);
+    const char *name = try_val64_to_str(cid, vsock_cid_vals);
 
     if (name)
         return name;
-    snprintf(number, sizeof number, "%" G_GUINT64_FORMAT, cid);
+    snprintf(number, sizeof number, "%" PRIu64, cid);
     return number;
 }
 
@@ -220,7 +219,7 @@ static int vsock_cid_len(void)
 }
 
 /* Which flag bits an operation defines; any other bit is unexpected. */
-static guint32 virtio_defined_flags(guint32 type, guint32 op)
+static uint32_t virtio_defined_flags(uint32_t type, uint32_t op)
 {
     if (op == VIRTIO_VSOCK_OP_SHUTDOWN)
         return VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND;
@@ -230,7 +229,7 @@ static guint32 virtio_defined_flags(guint32 type, guint32 op)
 }
 
 /* The vsockmon op a healthy kernel writes for a virtio op. */
-static guint32 vsockmon_op_for_virtio_op(guint32 virtio_op)
+static uint32_t vsockmon_op_for_virtio_op(uint32_t virtio_op)
 {
     switch (virtio_op) {
     case VIRTIO_VSOCK_OP_REQUEST:
@@ -250,16 +249,16 @@ static guint32 vsockmon_op_for_virtio_op(guint32 virtio_op)
 }
 
 /* CIDs are 64-bit on the wire but 32-bit in AF_VSOCK; the upper half is reserved. */
-static void check_cid_reserved_bits(packet_info *pinfo, proto_item *item, guint64 cid)
+static void check_cid_reserved_bits(packet_info *pinfo, proto_item *item, uint64_t cid)
 {
     if (cid >> 32)
         expert_add_info_format(pinfo, item, &ei_vsock_cid_reserved_bits,
-                               "Upper 32 bits of CID 0x%016" G_GINT64_MODIFIER "x are set (reserved, must be zero)",
+                               "Upper 32 bits of CID 0x%016" PRIx64 " are set (reserved, must be zero)",
                                cid);
 }
 
 static proto_item *add_cid(proto_tree *tree, int hf, tvbuff_t *tvb, int offset,
-                           packet_info *pinfo, guint64 *cid)
+                           packet_info *pinfo, uint64_t *cid)
 {
     proto_item *item = proto_tree_add_item_ret_uint64(tree, hf, tvb, offset, 8, ENC_LITTLE_ENDIAN, cid);
 
@@ -273,7 +272,7 @@ static void dissect_vsockmon_header(tvbuff_t *tvb, packet_info *pinfo, proto_tre
                                     proto_item **trans_len_item)
 {
     proto_item *item;
-    guint32 reserved;
+    uint32_t reserved;
 
     add_cid(tree, hf_vsock_src_cid, tvb, 0, pinfo, &hdr->src_cid);
     add_cid(tree, hf_vsock_dst_cid, tvb, 8, pinfo, &hdr->dst_cid);
@@ -313,7 +312,7 @@ static void add_virtio_flags(proto_tree *tree, tvbuff_t *tvb, int offset, packet
                              const vsock_hdr_t *hdr)
 {
     int * const *bits = NULL;
-    guint32 unknown = hdr->flags & ~virtio_defined_flags(hdr->type, hdr->virtio_op);
+    uint32_t unknown = hdr->flags & ~virtio_defined_flags(hdr->type, hdr->virtio_op);
     proto_item *item;
 
     if (hdr->virtio_op == VIRTIO_VSOCK_OP_SHUTDOWN)
@@ -341,8 +340,8 @@ static void dissect_virtio_header(tvbuff_t *tvb, int offset, packet_info *pinfo,
 {
     proto_tree *virtio_tree;
     proto_item *virtio_item, *item;
-    guint64 src_cid, dst_cid;
-    guint32 src_port, dst_port;
+    uint64_t src_cid, dst_cid;
+    uint32_t src_port, dst_port;
 
     virtio_tree = proto_tree_add_subtree(tree, tvb, offset, VIRTIO_VSOCK_HDR_LEN, ett_virtio,
                                          &virtio_item, "Virtio transport header");
@@ -350,12 +349,12 @@ static void dissect_virtio_header(tvbuff_t *tvb, int offset, packet_info *pinfo,
     item = add_cid(virtio_tree, hf_virtio_src_cid, tvb, offset, pinfo, &src_cid);
     if (src_cid != hdr->src_cid)
         expert_add_info_format(pinfo, item, &ei_vsock_cid_mismatch,
-                               "Virtio source CID %" G_GUINT64_FORMAT " differs from vsockmon source CID %" G_GUINT64_FORMAT,
+                               "Virtio source CID %" PRIu64 " differs from vsockmon source CID %" PRIu64,
                                src_cid, hdr->src_cid);
     item = add_cid(virtio_tree, hf_virtio_dst_cid, tvb, offset + 8, pinfo, &dst_cid);
     if (dst_cid != hdr->dst_cid)
         expert_add_info_format(pinfo, item, &ei_vsock_cid_mismatch,
-                               "Virtio destination CID %" G_GUINT64_FORMAT " differs from vsockmon destination CID %" G_GUINT64_FORMAT,
+                               "Virtio destination CID %" PRIu64 " differs from vsockmon destination CID %" PRIu64,
                                dst_cid, hdr->dst_cid);
 
     item = proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_src_port, tvb, offset + 16, 4, ENC_LITTLE_ENDIAN, &src_port);
@@ -399,7 +398,7 @@ static void dissect_virtio_header(tvbuff_t *tvb, int offset, packet_info *pinfo,
     proto_item_append_text(virtio_item, ", %s, %s",
                            val_to_str_const(hdr->type, virtio_type_vals, "Unknown type"),
                            val_to_str_const(hdr->virtio_op, virtio_op_vals, "Unknown op"));
-    hdr->has_virtio = TRUE;
+    hdr->has_virtio = true;
 }
 
 /* Shows transport header bytes that are not decoded. */
@@ -455,7 +454,7 @@ static int dissect_transport_header(tvbuff_t *tvb, packet_info *pinfo, proto_tre
 }
 
 /* Whether this packet's payload is application data for the subdissectors. */
-static gboolean carries_data(const vsock_hdr_t *hdr)
+static bool carries_data(const vsock_hdr_t *hdr)
 {
     if (hdr->has_virtio)
         return hdr->virtio_op == VIRTIO_VSOCK_OP_RW;
@@ -468,8 +467,8 @@ static gboolean carries_data(const vsock_hdr_t *hdr)
 static tvbuff_t *dissect_payload_part(tvbuff_t *tvb, int offset, packet_info *pinfo,
                                       proto_tree *tree, vsock_hdr_t *hdr)
 {
-    const guint32 remaining = (guint32)tvb_reported_length_remaining(tvb, offset);
-    guint32 excess = 0;
+    const uint32_t remaining = (uint32_t)tvb_reported_length_remaining(tvb, offset);
+    uint32_t excess = 0;
     proto_item *len_item;
 
     hdr->payload_len = remaining;
@@ -728,7 +727,7 @@ void proto_register_vsock_plugin(void)
             0x0, "Free-running count of bytes the sender has consumed", HFILL } },
     };
 
-    static gint *ett[] = {
+    static int *ett[] = {
         &ett_vsock,
         &ett_virtio,
         &ett_virtio_flags,

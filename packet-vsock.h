@@ -67,22 +67,22 @@ extern const value_string virtio_op_short_vals[];
 /* What one packet's headers say; filled while parsing, in pinfo->pool.
  * The payload hand-off and the taps read it. */
 typedef struct vsock_hdr {
-    guint64 src_cid;
-    guint64 dst_cid;
-    guint32 src_port;
-    guint32 dst_port;
-    guint32 op;            /* vsockmon op */
-    guint32 transport;
-    guint32 trans_len;
-    gboolean has_virtio;   /* the virtio fields below were read */
-    guint32 type;
-    guint32 virtio_op;
-    guint32 flags;
-    guint32 len;           /* virtio len */
-    guint32 buf_alloc;
-    guint32 fwd_cnt;
-    guint32 payload_len;   /* payload bytes dissected (after bounding by len) */
-    guint32 frame_len;     /* bytes of the whole frame, for the conversation table */
+    uint64_t src_cid;
+    uint64_t dst_cid;
+    uint32_t src_port;
+    uint32_t dst_port;
+    uint32_t op;            /* vsockmon op */
+    uint32_t transport;
+    uint32_t trans_len;
+    bool has_virtio;   /* the virtio fields below were read */
+    uint32_t type;
+    uint32_t virtio_op;
+    uint32_t flags;
+    uint32_t len;           /* virtio len */
+    uint32_t buf_alloc;
+    uint32_t fwd_cnt;
+    uint32_t payload_len;   /* payload bytes dissected (after bounding by len) */
+    uint32_t frame_len;     /* bytes of the whole frame, for the conversation table */
     /* Connection tracking's record of this packet, NULL without one. */
     struct vsock_packet_analysis *analysis;
 } vsock_hdr_t;
@@ -112,19 +112,21 @@ typedef struct vsock_reassembly_packet vsock_reassembly_packet_t;
  * the connection (wmem_file_scope). */
 typedef struct vsock_payload_flow {
     vsock_reassembly_flow_t *reassembly; /* allocated on first use */
-    gboolean heuristics_refused;         /* no heuristic recognised the first bytes */
-    guint32 http2_from_frame;            /* HTTP/2's heuristic accepted this frame (0: never) */
+    bool heuristics_refused;         /* no heuristic recognised the first bytes */
+    uint32_t http2_from_frame;            /* HTTP/2's heuristic accepted this frame (0: never) */
+    dissector_handle_t connection_dissector; /* vsock_set_connection_dissector() */
+    uint32_t connection_dissector_from;   /* ... for the frames after this one */
 } vsock_payload_flow_t;
 
 /* Links of a control packet to the packets that answer it or that it answers
  * (frame numbers, 0 when unknown). Only packets that have one carry this. */
 typedef struct vsock_packet_links {
-    guint32 response_in;         /* REQUEST: its RESPONSE or RST */
-    guint32 response_to;         /* RESPONSE or RST: the REQUEST it answers */
-    guint32 rst_in;              /* SHUTDOWN: the RST that answers it */
-    guint32 shutdown_frame;      /* RST: the SHUTDOWN it answers */
-    guint32 credit_update_in;    /* CREDIT_REQUEST: the CREDIT_UPDATE that answers it */
-    guint32 credit_request_frame; /* CREDIT_UPDATE: the CREDIT_REQUEST it answers */
+    uint32_t response_in;         /* REQUEST: its RESPONSE or RST */
+    uint32_t response_to;         /* RESPONSE or RST: the REQUEST it answers */
+    uint32_t rst_in;              /* SHUTDOWN: the RST that answers it */
+    uint32_t shutdown_frame;      /* RST: the SHUTDOWN it answers */
+    uint32_t credit_update_in;    /* CREDIT_REQUEST: the CREDIT_UPDATE that answers it */
+    uint32_t credit_request_frame; /* CREDIT_UPDATE: the CREDIT_REQUEST it answers */
     nstime_t connect_time;       /* RESPONSE or RST: time since the REQUEST */
 } vsock_packet_links_t;
 
@@ -136,17 +138,17 @@ typedef struct vsock_packet_analysis {
     vsock_conv_t *conv;
     vsock_packet_links_t *links;          /* NULL: no links */
     vsock_reassembly_packet_t *reassembly; /* NULL: the payload was handed on whole */
-    guint64 seq;                 /* offset of the first payload byte in its direction */
-    gint64  time_delta_ns;       /* since the previous packet of the stream */
+    uint64_t seq;                 /* offset of the first payload byte in its direction */
+    int64_t  time_delta_ns;       /* since the previous packet of the stream */
     /* RW with VSOCK_P_HAS_CREDIT: the receiver's buffer and what was sent and
      * not yet consumed by it after this packet (the sender's credit before
      * it follows from them). */
-    guint32 peer_buf_alloc;
-    guint32 bytes_in_flight;
-    guint16 flags;               /* VSOCK_A_*: expert info */
-    guint8  direction;           /* 0: from the side seen first (the connecting side) */
-    guint8  state;               /* enum vsock_conn_state after this packet */
-    guint8  pflags;              /* VSOCK_P_*: facts for the payload hand-off */
+    uint32_t peer_buf_alloc;
+    uint32_t bytes_in_flight;
+    uint16_t flags;               /* VSOCK_A_*: expert info */
+    uint8_t  direction;           /* 0: from the side seen first (the connecting side) */
+    uint8_t  state;               /* enum vsock_conn_state after this packet */
+    uint8_t  pflags;              /* VSOCK_P_*: facts for the payload hand-off */
 } vsock_packet_analysis_t;
 
 /* Facts of a packet that are not expert info. */
@@ -178,9 +180,9 @@ void vsock_analysis_add_tree(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree
 /* The stored analysis of the packet being dissected (or NULL), for taps and filters. */
 const vsock_packet_analysis_t *vsock_get_packet_analysis(packet_info *pinfo);
 /* vsock.stream of a packet. */
-guint32 vsock_packet_stream(const vsock_packet_analysis_t *pa);
+uint32_t vsock_packet_stream(const vsock_packet_analysis_t *pa);
 /* The payload state of one direction of the packet's connection. */
-vsock_payload_flow_t *vsock_payload_flow(const vsock_packet_analysis_t *pa, guint8 direction);
+vsock_payload_flow_t *vsock_payload_flow(const vsock_packet_analysis_t *pa, uint8_t direction);
 
 /* vsock-reassembly.c: application data across RW packets. */
 void vsock_reassembly_register(int proto);

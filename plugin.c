@@ -20,21 +20,13 @@ void proto_reg_handoff_vsock_plugin(void);
 void proto_register_ttrpc(void);
 void proto_reg_handoff_ttrpc(void);
 
-WS_DLL_PUBLIC_DEF const gchar plugin_version[] = VSOCK_PLUGIN_VERSION;
+WS_DLL_PUBLIC_DEF const char plugin_version[] = VSOCK_PLUGIN_VERSION;
 WS_DLL_PUBLIC_DEF const int plugin_want_major = WIRESHARK_VERSION_MAJOR;
 WS_DLL_PUBLIC_DEF const int plugin_want_minor = WIRESHARK_VERSION_MINOR;
 
 WS_DLL_PUBLIC void plugin_register(void);
 
-#if VSOCK_WS_AT_LEAST(4, 4)
-#include <wsutil/plugins.h>
-WS_DLL_PUBLIC uint32_t plugin_describe(void);
-
-uint32_t plugin_describe(void)
-{
-    return WS_PLUGIN_DESC_DISSECTOR;
-}
-#endif
+VSOCK_DEFINE_PLUGIN_DESCRIBE(WS_PLUGIN_DESC_DISSECTOR)
 
 void plugin_register(void)
 {

@@ -70,11 +70,11 @@ typedef gboolean vsock_pref_bool;
 /* Follow (epan/follow.h): 4.2 added stream_count and sub_stream_id callbacks;
  * NULL keeps the 4.0 behaviour (no sub-streams). */
 #if VSOCK_WS_AT_LEAST(4, 2)
-#define vsock_register_follow_stream(proto, tap, conv, index, addr, port, handler) \
-    register_follow_stream((proto), (tap), (conv), (index), (addr), (port), (handler), NULL, NULL)
+#define vsock_register_follow_stream(proto, tap, conv, index_filter, addr, port, handler) \
+    register_follow_stream((proto), (tap), (conv), (index_filter), (addr), (port), (handler), NULL, NULL)
 #else
-#define vsock_register_follow_stream(proto, tap, conv, index, addr, port, handler) \
-    register_follow_stream((proto), (tap), (conv), (index), (addr), (port), (handler))
+#define vsock_register_follow_stream(proto, tap, conv, index_filter, addr, port, handler) \
+    register_follow_stream((proto), (tap), (conv), (index_filter), (addr), (port), (handler))
 #endif
 
 /* wsutil/pint.h: pletohNN() became pletohuNN() in 4.6; both names work here. */
@@ -87,6 +87,17 @@ typedef gboolean vsock_pref_bool;
 #define pletohu16(p) pletoh16(p)
 #define pletohu32(p) pletoh32(p)
 #define pletohu64(p) pletoh64(p)
+#endif
+
+/* 4.4 added plugin_describe(): Wireshark asks what kind of plugin it loads.
+ * 4.0 has neither the function nor the WS_PLUGIN_DESC_* values. */
+#if VSOCK_WS_AT_LEAST(4, 4)
+#include <wsutil/plugins.h>
+#define VSOCK_DEFINE_PLUGIN_DESCRIBE(kind) \
+    WS_DLL_PUBLIC uint32_t plugin_describe(void); \
+    uint32_t plugin_describe(void) { return (kind); }
+#else
+#define VSOCK_DEFINE_PLUGIN_DESCRIBE(kind)
 #endif
 
 #endif /* VSOCK_COMPAT_H */

@@ -13,7 +13,7 @@ if ! command -v clang-tidy >/dev/null || ! command -v cppcheck >/dev/null; then
     DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q --no-install-recommends clang-tidy cppcheck >/dev/null
 fi
 
-sources=(plugin.c packet-vsock.c vsock-payload.c vsock-analysis.c vsock-reassembly.c vsock-taps.c packet-ttrpc.c)
+sources=(plugin.c packet-*.c)
 build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
 cmake -S . -B "$build" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null

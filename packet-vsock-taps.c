@@ -1,4 +1,4 @@
-/* vsock-taps.c
+/* packet-vsock-taps.c
  * Follow vsock Stream, the conversation and endpoint tables, the
  * conversation filter and the "vsock,tree" statistics, in the manner of
  * UDP and DCCP.
@@ -6,7 +6,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#define WS_LOG_DOMAIN "vsock"
 #include <wireshark.h>
 
 #include <epan/packet.h>
@@ -62,26 +61,26 @@ static int vsock_cid_address_type = -1;
  * open at once. */
 typedef struct vsock_stats_data {
     GHashTable *stream_states;   /* stream -> GUINT_TO_POINTER(state + 1), NULL: no state yet */
-    guint32 last_frame;          /* a retap starts over from frame 1 */
+    uint32_t last_frame;          /* a retap starts over from frame 1 */
 } vsock_stats_data_t;
 
 static GHashTable *vsock_stats_trees;
 
-/* A CID of the plugin's address type, or FALSE for any other address. */
-static gboolean get_address_cid(const address *addr, guint64 *cid)
+/* A CID of the plugin's address type, or false for any other address. */
+static bool get_address_cid(const address *addr, uint64_t *cid)
 {
     if (addr->type != vsock_cid_address_type || addr->len != 8)
-        return FALSE;
+        return false;
     *cid = pletoh64(addr->data);
-    return TRUE;
+    return true;
 }
 
 /* ---- Follow vsock Stream ---- */
 
 /* The stream of the selected packet, as connection tracking recorded it:
  * looked up, never created. */
-static gchar *vsock_follow_conv_filter(epan_dissect_t *edt _U_, packet_info *pinfo,
-                                       guint *stream, guint *sub_stream _U_)
+static char *vsock_follow_conv_filter(epan_dissect_t *edt _U_, packet_info *pinfo,
+                                       unsigned *stream, unsigned *sub_stream _U_)
 {
     const vsock_packet_analysis_t *pa = vsock_get_packet_analysis(pinfo);
 
@@ -91,28 +90,28 @@ static gchar *vsock_follow_conv_filter(epan_dissect_t *edt _U_, packet_info *pin
     return ws_strdup_printf("vsock.stream eq %u", *stream);
 }
 
-static gchar *vsock_follow_index_filter(guint stream, guint sub_stream _U_)
+static char *vsock_follow_index_filter(unsigned stream, unsigned sub_stream _U_)
 {
     return ws_strdup_printf("vsock.stream eq %u", stream);
 }
 
 /* Ports come as int; vsock ports are 32-bit unsigned, so cast them back. */
-static gchar *vsock_follow_address_filter(address *src_addr, address *dst_addr, int src_port, int dst_port)
+static char *vsock_follow_address_filter(address *src_addr, address *dst_addr, int src_port, int dst_port)
 {
-    guint64 src_cid, dst_cid;
+    uint64_t src_cid, dst_cid;
 
     if (!get_address_cid(src_addr, &src_cid) || !get_address_cid(dst_addr, &dst_cid))
         return NULL;
-    return ws_strdup_printf("((vsock.src_cid eq %" G_GUINT64_FORMAT " and vsock.src_port eq %u) and "
-                            "(vsock.dst_cid eq %" G_GUINT64_FORMAT " and vsock.dst_port eq %u)) or "
-                            "((vsock.src_cid eq %" G_GUINT64_FORMAT " and vsock.src_port eq %u) and "
-                            "(vsock.dst_cid eq %" G_GUINT64_FORMAT " and vsock.dst_port eq %u))",
-                            src_cid, (guint32)src_port, dst_cid, (guint32)dst_port,
-                            dst_cid, (guint32)dst_port, src_cid, (guint32)src_port);
+    return ws_strdup_printf("((vsock.src_cid eq %" PRIu64 " and vsock.src_port eq %u) and "
+                            "(vsock.dst_cid eq %" PRIu64 " and vsock.dst_port eq %u)) or "
+                            "((vsock.src_cid eq %" PRIu64 " and vsock.src_port eq %u) and "
+                            "(vsock.dst_cid eq %" PRIu64 " and vsock.dst_port eq %u))",
+                            src_cid, (uint32_t)src_port, dst_cid, (uint32_t)dst_port,
+                            dst_cid, (uint32_t)dst_port, src_cid, (uint32_t)src_port);
 }
 
 /* No service names exist for vsock ports. */
-static gchar *vsock_port_to_display(wmem_allocator_t *allocator, guint port)
+static char *vsock_port_to_display(wmem_allocator_t *allocator, unsigned port)
 {
     return wmem_strdup_printf(allocator, "%u", port);
 }
@@ -124,7 +123,7 @@ static vsock_cb_bool vsock_filter_valid(VSOCK_CONV_FILTER_ARGS(pinfo))
     return proto_is_frame_protocol(pinfo->layers, "vsock") && vsock_get_packet_analysis(pinfo) != NULL;
 }
 
-static gchar *vsock_build_filter(VSOCK_CONV_FILTER_ARGS(pinfo))
+static char *vsock_build_filter(VSOCK_CONV_FILTER_ARGS(pinfo))
 {
     const vsock_packet_analysis_t *pa = vsock_get_packet_analysis(pinfo);
 
@@ -197,16 +196,16 @@ static tap_packet_status vsock_endpoint_packet(void *pit, packet_info *pinfo _U_
     const vsock_tap_info_t *info = (const vsock_tap_info_t *)data;
 
     hash->flags = flags;
-    add_endpoint_table_data(hash, &info->src, info->hdr->src_port, TRUE, 1, info->hdr->frame_len,
+    add_endpoint_table_data(hash, &info->src, info->hdr->src_port, true, 1, info->hdr->frame_len,
                             &vsock_endpoint_dissector_info, ENDPOINT_NONE);
-    add_endpoint_table_data(hash, &info->dst, info->hdr->dst_port, FALSE, 1, info->hdr->frame_len,
+    add_endpoint_table_data(hash, &info->dst, info->hdr->dst_port, false, 1, info->hdr->frame_len,
                             &vsock_endpoint_dissector_info, ENDPOINT_NONE);
     return TAP_PACKET_REDRAW;
 }
 
 /* ---- Statistics tree: -z vsock,tree ---- */
 
-static void vsock_stats_data_free(gpointer p)
+static void vsock_stats_data_free(void *p)
 {
     vsock_stats_data_t *data = (vsock_stats_data_t *)p;
 
@@ -223,8 +222,8 @@ static void vsock_stats_tree_init(stats_tree *st)
         vsock_stats_trees = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, vsock_stats_data_free);
     g_hash_table_replace(vsock_stats_trees, st, data);
 
-    stats_tree_create_node(st, st_str_operations, 0, STAT_DT_INT, TRUE);
-    stats_tree_create_node(st, st_str_streams, 0, STAT_DT_INT, TRUE);
+    stats_tree_create_node(st, st_str_operations, 0, STAT_DT_INT, true);
+    stats_tree_create_node(st, st_str_streams, 0, STAT_DT_INT, true);
 }
 
 static void vsock_stats_tree_cleanup(stats_tree *st)
@@ -254,25 +253,25 @@ static void stats_tick_operation(stats_tree *st, packet_info *pinfo, const vsock
     int parent = stats_tree_parent_id_by_name(st, st_str_operations);
     int type_node;
 
-    tick_stat_node(st, st_str_operations, 0, TRUE);
+    tick_stat_node(st, st_str_operations, 0, true);
     if (!hdr->has_virtio) {
-        type_node = tick_stat_node(st, st_str_no_virtio, parent, TRUE);
+        type_node = tick_stat_node(st, st_str_no_virtio, parent, true);
         tick_stat_node(st, vsock_val_to_str(pinfo->pool, hdr->op, vsockmon_op_vals, "op %u"),
-                       type_node, FALSE);
+                       type_node, false);
         return;
     }
     type_node = tick_stat_node(st, vsock_val_to_str(pinfo->pool, hdr->type, virtio_type_short_vals, "type %u"),
-                               parent, TRUE);
+                               parent, true);
     tick_stat_node(st, vsock_val_to_str(pinfo->pool, hdr->virtio_op, virtio_op_short_vals, "OP %u"),
-                   type_node, FALSE);
+                   type_node, false);
 }
 
 /* "Stream 0: 3:50000 <-> 2:1234", A (the side seen first) on the left. */
 static const char *stats_stream_name(packet_info *pinfo, const vsock_hdr_t *hdr, const vsock_packet_analysis_t *pa)
 {
-    gboolean from_a = pa->direction == 0;
+    bool from_a = pa->direction == 0;
 
-    return wmem_strdup_printf(pinfo->pool, "Stream %u: %" G_GUINT64_FORMAT ":%u <-> %" G_GUINT64_FORMAT ":%u",
+    return wmem_strdup_printf(pinfo->pool, "Stream %u: %" PRIu64 ":%u <-> %" PRIu64 ":%u",
                               vsock_packet_stream(pa),
                               from_a ? hdr->src_cid : hdr->dst_cid, from_a ? hdr->src_port : hdr->dst_port,
                               from_a ? hdr->dst_cid : hdr->src_cid, from_a ? hdr->dst_port : hdr->src_port);
@@ -282,21 +281,21 @@ static const char *stats_stream_name(packet_info *pinfo, const vsock_hdr_t *hdr,
  * packet, so the final state once the capture is read. The states it went
  * through before stay listed with 0. */
 static void stats_set_state(stats_tree *st, packet_info *pinfo, vsock_stats_data_t *data,
-                            int stream_node, guint32 stream, guint8 state)
+                            int stream_node, uint32_t stream, uint8_t state)
 {
-    gpointer key = GUINT_TO_POINTER(stream);
-    guint previous = GPOINTER_TO_UINT(g_hash_table_lookup(data->stream_states, key));
+    void *key = GUINT_TO_POINTER(stream);
+    unsigned previous = GPOINTER_TO_UINT(g_hash_table_lookup(data->stream_states, key));
 
-    if (previous == (guint)state + 1)
+    if (previous == (unsigned)state + 1)
         return;
     if (previous != 0)
         set_stat_node(st, wmem_strdup_printf(pinfo->pool, "State %s",
                                              val_to_str_const(previous - 1, stats_state_vals, "?")),
-                      stream_node, FALSE, 0);
+                      stream_node, false, 0);
     set_stat_node(st, wmem_strdup_printf(pinfo->pool, "State %s",
                                          val_to_str_const(state, stats_state_vals, "?")),
-                  stream_node, FALSE, 1);
-    g_hash_table_insert(data->stream_states, key, GUINT_TO_POINTER((guint)state + 1));
+                  stream_node, false, 1);
+    g_hash_table_insert(data->stream_states, key, GUINT_TO_POINTER((unsigned)state + 1));
 }
 
 /* Per stream: packets, payload bytes each way, and the state. */
@@ -305,16 +304,16 @@ static void stats_tick_stream(stats_tree *st, packet_info *pinfo, const vsock_ta
 {
     const vsock_packet_analysis_t *pa = info->analysis;
     const char *way = pa->direction == 0 ? "A->B" : "B->A";
-    const guint32 stream = vsock_packet_stream(pa);
+    const uint32_t stream = vsock_packet_stream(pa);
     int stream_node;
 
     if (!g_hash_table_contains(data->stream_states, GUINT_TO_POINTER(stream)))
         g_hash_table_insert(data->stream_states, GUINT_TO_POINTER(stream), NULL);
     stream_node = tick_stat_node(st, stats_stream_name(pinfo, info->hdr, pa),
-                                 stats_tree_parent_id_by_name(st, st_str_streams), TRUE);
-    increase_stat_node(st, wmem_strdup_printf(pinfo->pool, "Packets %s", way), stream_node, FALSE, 1);
-    increase_stat_node(st, wmem_strdup_printf(pinfo->pool, "Payload bytes %s", way), stream_node, FALSE,
-                       (gint)info->hdr->payload_len);
+                                 stats_tree_parent_id_by_name(st, st_str_streams), true);
+    increase_stat_node(st, wmem_strdup_printf(pinfo->pool, "Packets %s", way), stream_node, false, 1);
+    increase_stat_node(st, wmem_strdup_printf(pinfo->pool, "Payload bytes %s", way), stream_node, false,
+                       (int)info->hdr->payload_len);
     if (info->hdr->type != VIRTIO_VSOCK_TYPE_DGRAM)
         stats_set_state(st, pinfo, data, stream_node, stream, pa->state);
 }
@@ -329,7 +328,7 @@ static tap_packet_status vsock_stats_tree_packet(stats_tree *st, packet_info *pi
     if (info->analysis && data) {
         stats_tick_stream(st, pinfo, info, data);
         /* The tree only counts the streams already seen. */
-        set_stat_node(st, st_str_streams, 0, TRUE, (gint)g_hash_table_size(data->stream_states));
+        set_stat_node(st, st_str_streams, 0, true, (int)g_hash_table_size(data->stream_states));
     }
     return TAP_PACKET_REDRAW;
 }
@@ -340,7 +339,7 @@ void vsock_taps_register(int proto)
 {
     proto_vsock = proto;
 
-    register_conversation_table(proto_vsock, FALSE, vsock_conversation_packet, vsock_endpoint_packet);
+    register_conversation_table(proto_vsock, false, vsock_conversation_packet, vsock_endpoint_packet);
     vsock_register_conversation_filter("vsock", "vsock", vsock_filter_valid, vsock_build_filter);
     vsock_register_follow_stream(proto_vsock, "vsock_follow", vsock_follow_conv_filter,
                                  vsock_follow_index_filter, vsock_follow_address_filter,

@@ -1,4 +1,4 @@
-/* vsock-reassembly.c
+/* packet-vsock-reassembly.c
  * Reassembly of application data across RW packets: stream desegmentation
  * for PDU dissectors (HTTP, TLS, SSH, ...), following Wireshark's contract
  * (can_desegment, desegment_offset, desegment_len), and seqpacket messages up
@@ -13,7 +13,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#define WS_LOG_DOMAIN "vsock"
 #include <wireshark.h>
 
 #include <epan/packet.h>
@@ -25,35 +24,35 @@
 #include "vsock-compat.h"
 #include "packet-vsock.h"
 
-#define NO_NEW_MSP G_MAXUINT32
+#define NO_NEW_MSP UINT32_MAX
 
 /* One direction of a connection: the PDU or message being put together. */
 struct vsock_reassembly_flow {
-    gboolean msp_open;
-    guint32 msp_id;            /* reassembly id: the MSP's first frame */
-    guint64 msp_seq;           /* stream offset where the PDU starts */
-    guint64 msp_nxtpdu;        /* offset where it ends; 0: one more segment */
-    guint64 next_seq;          /* where the next segment must start */
-    gboolean msg_open;
-    guint32 msg_id;            /* seqpacket: the message's first frame */
-    guint32 msg_len;
+    bool msp_open;
+    uint32_t msp_id;            /* reassembly id: the MSP's first frame */
+    uint64_t msp_seq;           /* stream offset where the PDU starts */
+    uint64_t msp_nxtpdu;        /* offset where it ends; 0: one more segment */
+    uint64_t next_seq;          /* where the next segment must start */
+    bool msg_open;
+    uint32_t msg_id;            /* seqpacket: the message's first frame */
+    uint32_t msg_len;
 };
 
 /* What the first pass decided for a packet that takes part in a reassembly;
  * later passes replay it. Packets handed on whole have none. */
 struct vsock_reassembly_packet {
-    guint32 msp_id;            /* the packet's first msp_bytes continue this MSP (0: none) */
-    guint32 msp_bytes;
-    gboolean msp_completes;
-    guint32 new_msp_offset;    /* where an unfinished PDU starts (NO_NEW_MSP: none) */
-    guint32 msg_id;            /* seqpacket message this packet belongs to (0: whole message) */
-    gboolean msg_completes;
-    guint32 msg_len;           /* at EOM: the message's length */
-    gboolean msg_cut;          /* RST while a message was incomplete */
+    uint32_t msp_id;            /* the packet's first msp_bytes continue this MSP (0: none) */
+    uint32_t msp_bytes;
+    bool msp_completes;
+    uint32_t new_msp_offset;    /* where an unfinished PDU starts (NO_NEW_MSP: none) */
+    uint32_t msg_id;            /* seqpacket message this packet belongs to (0: whole message) */
+    bool msg_completes;
+    uint32_t msg_len;           /* at EOM: the message's length */
+    bool msg_cut;          /* RST while a message was incomplete */
 };
 
 static int proto_vsock = -1;
-static vsock_pref_bool vsock_desegment = TRUE;
+static vsock_pref_bool vsock_desegment = true;
 static reassembly_table vsock_reassembly_table;
 
 static int hf_vsock_segment_data = -1;
@@ -92,7 +91,7 @@ static const fragment_items vsock_fragment_items = {
     "vsock segments"
 };
 
-static vsock_reassembly_flow_t *get_flow(const vsock_packet_analysis_t *pa, guint8 direction)
+static vsock_reassembly_flow_t *get_flow(const vsock_packet_analysis_t *pa, uint8_t direction)
 {
     vsock_payload_flow_t *payload = vsock_payload_flow(pa, direction);
 
@@ -117,7 +116,7 @@ static void call_payload_keep_info(tvbuff_t *tvb, packet_info *pinfo, proto_tree
 
 /* Application data to the subdissectors, which may ask for more (streams only). */
 static void call_payload(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
-                         gboolean can_desegment)
+                         bool can_desegment)
 {
     pinfo->can_desegment = can_desegment ? 2 : 0;
     pinfo->desegment_offset = 0;
@@ -130,7 +129,7 @@ static void call_payload_keep_info(tvbuff_t *tvb, packet_info *pinfo, proto_tree
     const char *info = col_get_text(pinfo->cinfo, COL_INFO);
     char *ours = info ? wmem_strdup(pinfo->pool, info) : NULL;
 
-    call_payload(tvb, pinfo, tree, hdr, TRUE);
+    call_payload(tvb, pinfo, tree, hdr, true);
     if (ours && pinfo->desegment_len != 0 && pinfo->desegment_offset == 0)
         col_add_str(pinfo->cinfo, COL_INFO, ours);
 }
@@ -154,12 +153,12 @@ static void show_segment(tvbuff_t *tvb, int offset, packet_info *pinfo, proto_tr
     show_part(tvb, offset, pinfo, tree, fd_head, "segment of a reassembled PDU");
 }
 
-static gboolean wants_more(const packet_info *pinfo)
+static bool wants_more(const packet_info *pinfo)
 {
     return pinfo->desegment_len != 0;
 }
 
-static guint64 msp_end(guint64 start, guint32 have, guint32 more)
+static uint64_t msp_end(uint64_t start, uint32_t have, uint32_t more)
 {
     return more == DESEGMENT_ONE_MORE_SEGMENT ? 0 : start + have + more;
 }
@@ -169,38 +168,38 @@ static guint64 msp_end(guint64 start, guint32 have, guint32 more)
  * dissector that asked for "one more segment" got the start of the next PDU
  * too). Those bytes, which may come from earlier frames, open a new MSP with
  * the rest of this segment; its id is this frame. */
-static void carry_over(tvbuff_t *tvb, tvbuff_t *pdu_tvb, packet_info *pinfo, proto_tree *tree, guint32 need,
+static void carry_over(tvbuff_t *tvb, tvbuff_t *pdu_tvb, packet_info *pinfo, proto_tree *tree, uint32_t need,
                        vsock_reassembly_flow_t *flow, vsock_reassembly_packet_t *rp)
 {
-    const guint32 len = tvb_reported_length(tvb);
-    const guint32 start = (guint32)pinfo->desegment_offset;
-    const guint32 carried = tvb_reported_length(pdu_tvb) - start;
+    const uint32_t len = tvb_reported_length(tvb);
+    const uint32_t start = (uint32_t)pinfo->desegment_offset;
+    const uint32_t carried = tvb_reported_length(pdu_tvb) - start;
 
-    flow->msp_open = TRUE;
+    flow->msp_open = true;
     flow->msp_id = pinfo->num;
     flow->msp_seq += start;
     /* If the rest of this segment already completes it, the next segment
      * does (see continue_msp: an end that lies behind). */
     flow->msp_nxtpdu = msp_end(flow->msp_seq, carried, pinfo->desegment_len);
     rp->new_msp_offset = need;
-    fragment_add(&vsock_reassembly_table, pdu_tvb, start, pinfo, pinfo->num, NULL, 0, carried, TRUE);
+    fragment_add(&vsock_reassembly_table, pdu_tvb, start, pinfo, pinfo->num, NULL, 0, carried, true);
     if (need < len)
-        fragment_add(&vsock_reassembly_table, tvb, need, pinfo, pinfo->num, NULL, carried, len - need, TRUE);
+        fragment_add(&vsock_reassembly_table, tvb, need, pinfo, pinfo->num, NULL, carried, len - need, true);
     show_segment(tvb, need, pinfo, tree, NULL);
 }
 
 /* First pass, a segment that continues the open MSP. Returns how many of its
  * bytes the MSP took. */
-static guint32 continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
-                            guint64 seq, vsock_reassembly_flow_t *flow, vsock_reassembly_packet_t *rp)
+static uint32_t continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
+                            uint64_t seq, vsock_reassembly_flow_t *flow, vsock_reassembly_packet_t *rp)
 {
-    const guint32 len = tvb_reported_length(tvb);
+    const uint32_t len = tvb_reported_length(tvb);
     /* The end may lie before this segment: when a "still short" PDU took the
      * rest of its completing segment, the bytes it asked for were already
      * added. Then complete with this whole segment (need would underflow). */
-    const gboolean one_more = flow->msp_nxtpdu == 0 || flow->msp_nxtpdu < seq;
-    const gboolean completes = one_more || seq + len >= flow->msp_nxtpdu;
-    const guint32 need = completes && !one_more ? (guint32)(flow->msp_nxtpdu - seq) : len;
+    const bool one_more = flow->msp_nxtpdu == 0 || flow->msp_nxtpdu < seq;
+    const bool completes = one_more || seq + len >= flow->msp_nxtpdu;
+    const uint32_t need = completes && !one_more ? (uint32_t)(flow->msp_nxtpdu - seq) : len;
     fragment_head *fd_head;
     tvbuff_t *pdu_tvb;
 
@@ -208,7 +207,7 @@ static guint32 continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
     rp->msp_bytes = need;
     flow->next_seq = seq + len;
     fd_head = fragment_add(&vsock_reassembly_table, tvb, 0, pinfo, flow->msp_id, NULL,
-                           (guint32)(seq - flow->msp_seq), need, !completes);
+                           (uint32_t)(seq - flow->msp_seq), need, !completes);
     if (!completes || !fd_head) {
         show_segment(tvb, 0, pinfo, tree, NULL);
         return len;
@@ -218,20 +217,20 @@ static guint32 continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
                                        &vsock_fragment_items, NULL, tree);
     /* Closed before the subdissector runs: if it throws (a malformed PDU), the
      * MSP must not stay open on a reassembly that is already complete. */
-    rp->msp_completes = TRUE;
-    flow->msp_open = FALSE;
+    rp->msp_completes = true;
+    flow->msp_open = false;
     call_payload_keep_info(pdu_tvb, pinfo, tree, hdr);
     if (wants_more(pinfo) && pinfo->desegment_offset == 0) {
         /* Still short: keep collecting, this whole segment included. */
-        guint32 more = pinfo->desegment_len;
+        uint32_t more = pinfo->desegment_len;
         fragment_set_partial_reassembly(&vsock_reassembly_table, pinfo, flow->msp_id, NULL);
         if (need < len)
             fragment_add(&vsock_reassembly_table, tvb, need, pinfo, flow->msp_id, NULL,
-                         (guint32)(seq + need - flow->msp_seq), len - need, TRUE);
+                         (uint32_t)(seq + need - flow->msp_seq), len - need, true);
         flow->msp_nxtpdu = msp_end(flow->msp_seq, tvb_reported_length(pdu_tvb), more);
         rp->msp_bytes = len;
-        rp->msp_completes = FALSE;
-        flow->msp_open = TRUE;
+        rp->msp_completes = false;
+        flow->msp_open = true;
         return len;
     }
     if (wants_more(pinfo) && pinfo->desegment_offset < (int)tvb_reported_length(pdu_tvb)) {
@@ -242,23 +241,23 @@ static guint32 continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
 }
 
 /* First pass, bytes that start new PDUs; opens an MSP if the last is unfinished. */
-static void dissect_new_pdus(tvbuff_t *tvb, guint32 offset, packet_info *pinfo, proto_tree *tree,
-                             const vsock_hdr_t *hdr, guint64 seq, vsock_reassembly_flow_t *flow)
+static void dissect_new_pdus(tvbuff_t *tvb, uint32_t offset, packet_info *pinfo, proto_tree *tree,
+                             const vsock_hdr_t *hdr, uint64_t seq, vsock_reassembly_flow_t *flow)
 {
-    const guint32 len = tvb_reported_length(tvb);
-    guint32 start;
+    const uint32_t len = tvb_reported_length(tvb);
+    uint32_t start;
 
     call_payload_keep_info(tvb_new_subset_remaining(tvb, offset), pinfo, tree, hdr);
     if (!wants_more(pinfo) || pinfo->desegment_offset >= (int)(len - offset))
         return;
     start = offset + pinfo->desegment_offset;
-    flow->msp_open = TRUE;
+    flow->msp_open = true;
     flow->msp_id = pinfo->num;
     flow->msp_seq = seq + start;
     flow->msp_nxtpdu = msp_end(seq + offset, len - offset, pinfo->desegment_len);
     flow->next_seq = seq + len;
     record_of(hdr->analysis)->new_msp_offset = start;
-    fragment_add(&vsock_reassembly_table, tvb, start, pinfo, pinfo->num, NULL, 0, len - start, TRUE);
+    fragment_add(&vsock_reassembly_table, tvb, start, pinfo, pinfo->num, NULL, 0, len - start, true);
     show_segment(tvb, start, pinfo, tree, NULL);
 }
 
@@ -266,11 +265,11 @@ static void stream_first_pass(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tre
 {
     vsock_packet_analysis_t *pa = hdr->analysis;
     vsock_reassembly_flow_t *flow = get_flow(pa, pa->direction);
-    guint32 offset = 0;
+    uint32_t offset = 0;
 
     /* A gap in the capture: the open PDU cannot be completed. */
     if (flow->msp_open && flow->next_seq != pa->seq)
-        flow->msp_open = FALSE;
+        flow->msp_open = false;
     if (flow->msp_open)
         offset = continue_msp(tvb, pinfo, tree, hdr, pa->seq, flow, record_of(pa));
     if (offset < tvb_reported_length(tvb))
@@ -281,12 +280,12 @@ static void stream_first_pass(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tre
 static void stream_replay(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
 {
     const vsock_reassembly_packet_t *rp = hdr->analysis->reassembly;
-    const guint32 len = tvb_reported_length(tvb);
-    guint32 offset = 0;
+    const uint32_t len = tvb_reported_length(tvb);
+    uint32_t offset = 0;
     fragment_head *fd_head;
 
     if (!rp) {
-        call_payload(tvb, pinfo, tree, hdr, TRUE);
+        call_payload(tvb, pinfo, tree, hdr, true);
         return;
     }
 
@@ -299,29 +298,29 @@ static void stream_replay(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, c
         }
         call_payload(process_reassembled_data(tvb, 0, pinfo, "Reassembled vsock payload", fd_head,
                                               &vsock_fragment_items, NULL, tree),
-                     pinfo, tree, hdr, TRUE);
+                     pinfo, tree, hdr, true);
         offset = rp->msp_bytes;
     }
     if (rp->new_msp_offset == NO_NEW_MSP) {
         if (offset < len)
-            call_payload(tvb_new_subset_remaining(tvb, offset), pinfo, tree, hdr, TRUE);
+            call_payload(tvb_new_subset_remaining(tvb, offset), pinfo, tree, hdr, true);
         return;
     }
     if (rp->new_msp_offset > offset)
-        call_payload(tvb_new_subset_length(tvb, offset, rp->new_msp_offset - offset), pinfo, tree, hdr, TRUE);
+        call_payload(tvb_new_subset_length(tvb, offset, rp->new_msp_offset - offset), pinfo, tree, hdr, true);
     fd_head = fragment_get(&vsock_reassembly_table, pinfo, pinfo->num, NULL);
     show_segment(tvb, rp->new_msp_offset, pinfo, tree, fd_head && fd_head->reassembled_in ? fd_head : NULL);
 }
 
 /* On the packet that ends a message (EOM): the message's length. */
-static void add_msg_len(proto_tree *tree, tvbuff_t *tvb, guint32 msg_len)
+static void add_msg_len(proto_tree *tree, tvbuff_t *tvb, uint32_t msg_len)
 {
     proto_item_set_generated(proto_tree_add_uint(tree, hf_vsock_msg_len, tvb, 0, 0, msg_len));
 }
 
 /* Seqpacket: the RW packets of one message, up to the one with EOM. */
 static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
-                                 gboolean first_pass)
+                                 bool first_pass)
 {
     vsock_packet_analysis_t *pa = hdr->analysis;
     const vsock_reassembly_packet_t *rp;
@@ -329,15 +328,15 @@ static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *
 
     if (first_pass) {
         vsock_reassembly_flow_t *flow = get_flow(pa, pa->direction);
-        const gboolean eom = (hdr->flags & VIRTIO_VSOCK_SEQ_EOM) != 0;
-        const guint32 len = tvb_reported_length(tvb);
+        const bool eom = (hdr->flags & VIRTIO_VSOCK_SEQ_EOM) != 0;
+        const uint32_t len = tvb_reported_length(tvb);
 
         /* A whole message in one packet needs no record. */
         if (flow->msg_open || !eom) {
             vsock_reassembly_packet_t *record = record_of(pa);
 
             if (!flow->msg_open) {
-                flow->msg_open = TRUE;
+                flow->msg_open = true;
                 flow->msg_id = pinfo->num;
                 flow->msg_len = 0;
             }
@@ -352,7 +351,7 @@ static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *
     rp = pa->reassembly;
     if (!rp || !rp->msg_id) {
         add_msg_len(tree, tvb, tvb_reported_length(tvb));
-        call_payload(tvb, pinfo, tree, hdr, FALSE);
+        call_payload(tvb, pinfo, tree, hdr, false);
         return;
     }
     if (rp->msg_completes)
@@ -361,7 +360,7 @@ static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *
     if (rp->msg_completes && fd_head) {
         call_payload(process_reassembled_data(tvb, 0, pinfo, "Reassembled vsock message", fd_head,
                                               &vsock_fragment_items, NULL, tree),
-                     pinfo, tree, hdr, FALSE);
+                     pinfo, tree, hdr, false);
         return;
     }
     show_part(tvb, 0, pinfo, tree, fd_head && fd_head->reassembled_in ? fd_head : NULL,
@@ -370,10 +369,10 @@ static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *
 
 void vsock_reassemble_payload(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
 {
-    const gboolean first_pass = !PINFO_FD_VISITED(pinfo);
+    const bool first_pass = !PINFO_FD_VISITED(pinfo);
 
     if (!vsock_desegment || !hdr->analysis || hdr->type == VIRTIO_VSOCK_TYPE_DGRAM) {
-        call_payload(tvb, pinfo, tree, hdr, FALSE);
+        call_payload(tvb, pinfo, tree, hdr, false);
         return;
     }
     if (hdr->type == VIRTIO_VSOCK_TYPE_SEQPACKET)
@@ -391,19 +390,19 @@ void vsock_reassembly_note_rst(packet_info *pinfo, proto_tree *tree, const vsock
     if (!vsock_desegment || !pa)
         return;
     if (!PINFO_FD_VISITED(pinfo)) {
-        gboolean cut = FALSE;
+        bool cut = false;
 
-        for (guint8 direction = 0; direction < 2; direction++) {
+        for (uint8_t direction = 0; direction < 2; direction++) {
             vsock_reassembly_flow_t *flow = vsock_payload_flow(pa, direction)->reassembly;
 
             if (flow) {
                 cut |= flow->msg_open;
-                flow->msg_open = FALSE;
-                flow->msp_open = FALSE;
+                flow->msg_open = false;
+                flow->msp_open = false;
             }
         }
         if (cut)
-            record_of(pa)->msg_cut = TRUE;
+            record_of(pa)->msg_cut = true;
     }
     if (pa->reassembly && pa->reassembly->msg_cut)
         expert_add_info(pinfo, proto_tree_get_parent(tree), &ei_vsock_message_cut);
@@ -443,7 +442,7 @@ void vsock_reassembly_register(int proto)
         { &hf_vsock_reassembled_data,
           { "Reassembled vsock data", "vsock.reassembled.data", FT_BYTES, BASE_NONE, NULL, 0x0, NULL, HFILL } },
     };
-    static gint *ett[] = {
+    static int *ett[] = {
         &ett_vsock_fragment,
         &ett_vsock_fragments,
     };

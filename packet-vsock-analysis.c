@@ -1,4 +1,4 @@
-/* vsock-analysis.c
+/* packet-vsock-analysis.c
  * Connection tracking for vsock, in the manner of TCP analysis: streams,
  * per-direction offsets, connection state, the links between requests and
  * their answers, and credit flow control (virtio spec, "Flow control").
@@ -9,7 +9,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#define WS_LOG_DOMAIN "vsock"
 #include <wireshark.h>
 
 #include <epan/packet.h>
@@ -41,46 +40,46 @@ static const value_string vsock_state_vals[] = {
 
 /* One direction of a connection, named for its sender. */
 typedef struct vsock_flow {
-    guint64 cid;
-    guint32 port;
-    guint64 seq;               /* payload bytes sent since tracking began */
-    guint32 tx_cnt;            /* the kernel's free-running count of bytes sent */
-    gboolean tx_cnt_known;     /* tx_cnt is aligned with the peer's fwd_cnt */
-    gboolean credit_known;     /* buf_alloc and fwd_cnt below were advertised */
-    guint32 buf_alloc;         /* this side's receive buffer ... */
-    guint32 fwd_cnt;           /* ... and how much of it this side consumed */
-    gboolean stalled;          /* this sender has no credit left */
-    guint32 shutdown_flags;    /* sticky SHUTDOWN bits this side sent */
-    gboolean rst_sent;
+    uint64_t cid;
+    uint32_t port;
+    uint64_t seq;               /* payload bytes sent since tracking began */
+    uint32_t tx_cnt;            /* the kernel's free-running count of bytes sent */
+    bool tx_cnt_known;     /* tx_cnt is aligned with the peer's fwd_cnt */
+    bool credit_known;     /* buf_alloc and fwd_cnt below were advertised */
+    uint32_t buf_alloc;         /* this side's receive buffer ... */
+    uint32_t fwd_cnt;           /* ... and how much of it this side consumed */
+    bool stalled;          /* this sender has no credit left */
+    uint32_t shutdown_flags;    /* sticky SHUTDOWN bits this side sent */
+    bool rst_sent;
     vsock_packet_analysis_t *unanswered_shutdown;
-    guint32 unanswered_shutdown_frame;
+    uint32_t unanswered_shutdown_frame;
     vsock_packet_analysis_t *unanswered_credit_request;
-    guint32 unanswered_credit_request_frame;
+    uint32_t unanswered_credit_request_frame;
     vsock_payload_flow_t payload; /* the hand-off's state of this direction */
 } vsock_flow_t;
 
 /* Both directions of a connection share one key: the lower endpoint first. */
 typedef struct vsock_conv_key {
-    guint64 cid[2];
-    guint32 port[2];
+    uint64_t cid[2];
+    uint32_t port[2];
 } vsock_conv_key_t;
 
 struct vsock_conv {
     vsock_conv_key_t key;
-    guint32 stream;
-    guint8 state;
-    gboolean is_dgram;
-    gboolean start_seen;       /* the REQUEST was captured */
+    uint32_t stream;
+    uint8_t state;
+    bool is_dgram;
+    bool start_seen;       /* the REQUEST was captured */
     vsock_flow_t flow[2];      /* flow[0]: the side seen first */
     vsock_packet_analysis_t *request;
-    guint32 request_frame;
+    uint32_t request_frame;
     nstime_t request_ts;
     nstime_t ts_first;
     nstime_t ts_prev;
 };
 
 static int proto_vsock = -1;
-static guint32 vsock_stream_count;
+static uint32_t vsock_stream_count;
 /* The current connection of each pair of endpoints. Looked up for every
  * packet, so keyed by the endpoints themselves: Wireshark's generic
  * conversation table (conversation_new_full/find_conversation_full) hashes
@@ -91,9 +90,9 @@ static wmem_map_t *vsock_connections;
  * every lookup missed the processor's caches (bucket, item, key). */
 #define RECENT_CONNECTIONS 256
 static vsock_conv_t *recent_connections[RECENT_CONNECTIONS];
-static gpointer *record_pages; /* pages of RECORDS_PER_PAGE records, wmem_file_scope */
-static guint32 record_page_count;
-static vsock_pref_bool vsock_analyze = TRUE;
+static void **record_pages; /* pages of RECORDS_PER_PAGE records, wmem_file_scope */
+static uint32_t record_page_count;
+static vsock_pref_bool vsock_analyze = true;
 
 static int hf_vsock_stream = -1;
 static int hf_vsock_seq = -1;
@@ -129,7 +128,7 @@ static expert_field ei_vsock_reset = EI_INIT;
 
 /* The analysis flags with their expert info and Info column tag. */
 static const struct {
-    guint16 flag;
+    uint16_t flag;
     expert_field *ei;
     const char *tag;
 } vsock_flag_experts[] = {
@@ -155,20 +154,20 @@ static void vsock_analysis_init_routine(void)
 }
 
 /* The record slot of a frame; with create, its page is made if missing. */
-static vsock_packet_analysis_t *record_slot(guint32 frame, gboolean create)
+static vsock_packet_analysis_t *record_slot(uint32_t frame, bool create)
 {
-    const guint32 page = frame / RECORDS_PER_PAGE;
+    const uint32_t page = frame / RECORDS_PER_PAGE;
     vsock_packet_analysis_t *records;
 
     if (page >= record_page_count) {
-        guint32 count = MAX(record_page_count, 16);
+        uint32_t count = MAX(record_page_count, 16);
 
         if (!create)
             return NULL;
         while (count <= page)
             count *= 2;
-        record_pages = (gpointer *)wmem_realloc(wmem_file_scope(), record_pages, count * sizeof(gpointer));
-        memset(record_pages + record_page_count, 0, (count - record_page_count) * sizeof(gpointer));
+        record_pages = (void **)wmem_realloc(wmem_file_scope(), record_pages, count * sizeof(void *));
+        memset(record_pages + record_page_count, 0, (count - record_page_count) * sizeof(void *));
         record_page_count = count;
     }
     records = (vsock_packet_analysis_t *)record_pages[page];
@@ -183,7 +182,7 @@ static vsock_packet_analysis_t *record_slot(guint32 frame, gboolean create)
 
 static void make_conv_key(const vsock_hdr_t *hdr, vsock_conv_key_t *key)
 {
-    gboolean src_first = hdr->src_cid < hdr->dst_cid ||
+    bool src_first = hdr->src_cid < hdr->dst_cid ||
                          (hdr->src_cid == hdr->dst_cid && hdr->src_port <= hdr->dst_port);
 
     key->cid[0] = src_first ? hdr->src_cid : hdr->dst_cid;
@@ -192,17 +191,18 @@ static void make_conv_key(const vsock_hdr_t *hdr, vsock_conv_key_t *key)
     key->port[1] = src_first ? hdr->dst_port : hdr->src_port;
 }
 
-static guint conv_key_hash(gconstpointer k)
+static unsigned conv_key_hash(const void *k)
 {
     const vsock_conv_key_t *key = (const vsock_conv_key_t *)k;
-    guint64 h = key->cid[0] * G_GUINT64_CONSTANT(0x9E3779B97F4A7C15);
+    uint64_t h = key->cid[0] * UINT64_C(0x9E3779B97F4A7C15);
 
-    h = (h ^ key->cid[1]) * G_GUINT64_CONSTANT(0x9E3779B97F4A7C15);
-    h = (h ^ (((guint64)key->port[0] << 32) | key->port[1])) * G_GUINT64_CONSTANT(0x9E3779B97F4A7C15);
-    return (guint)(h >> 32);
+    h = (h ^ key->cid[1]) * UINT64_C(0x9E3779B97F4A7C15);
+    h = (h ^ (((uint64_t)key->port[0] << 32) | key->port[1])) * UINT64_C(0x9E3779B97F4A7C15);
+    return (unsigned)(h >> 32);
 }
 
-static gboolean conv_key_equal(gconstpointer a, gconstpointer b)
+/* A GLib callback (GEqualFunc): its return type stays gboolean. */
+static gboolean conv_key_equal(const void *a, const void *b)
 {
     const vsock_conv_key_t *ka = (const vsock_conv_key_t *)a, *kb = (const vsock_conv_key_t *)b;
 
@@ -264,15 +264,15 @@ static vsock_packet_links_t *links_of(vsock_packet_analysis_t *pa)
 }
 
 /* The sender's credit: what the peer's buffer can still take (virtio spec). */
-static gboolean flow_credit(const vsock_flow_t *sender, const vsock_flow_t *peer, gint64 *credit)
+static bool flow_credit(const vsock_flow_t *sender, const vsock_flow_t *peer, int64_t *credit)
 {
     if (!sender->tx_cnt_known || !peer->credit_known)
-        return FALSE;
-    *credit = (gint64)peer->buf_alloc - (guint32)(sender->tx_cnt - peer->fwd_cnt);
-    return TRUE;
+        return false;
+    *credit = (int64_t)peer->buf_alloc - (uint32_t)(sender->tx_cnt - peer->fwd_cnt);
+    return true;
 }
 
-static gboolean is_terminal(guint8 state)
+static bool is_terminal(uint8_t state)
 {
     return state == VSOCK_STATE_REFUSED || state == VSOCK_STATE_CLOSED || state == VSOCK_STATE_RESET;
 }
@@ -292,10 +292,10 @@ static void link_answer(vsock_conv_t *vconv, packet_info *pinfo, vsock_packet_an
 
 /* State after a SHUTDOWN: one side done sending is a half-close; a side that
  * shut both ways (close()) or both sides done sending is closing. */
-static guint8 state_after_shutdown(const vsock_conv_t *vconv)
+static uint8_t state_after_shutdown(const vsock_conv_t *vconv)
 {
-    guint32 first = vconv->flow[0].shutdown_flags, second = vconv->flow[1].shutdown_flags;
-    const guint32 both = VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND;
+    uint32_t first = vconv->flow[0].shutdown_flags, second = vconv->flow[1].shutdown_flags;
+    const uint32_t both = VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND;
 
     if ((first & both) == both || (second & both) == both ||
         ((first & VIRTIO_VSOCK_SHUTDOWN_SEND) && (second & VIRTIO_VSOCK_SHUTDOWN_SEND)))
@@ -307,11 +307,11 @@ static guint8 state_after_shutdown(const vsock_conv_t *vconv)
     return vconv->state;
 }
 
-static void track_rst(vsock_conv_t *vconv, packet_info *pinfo, vsock_packet_analysis_t *pa, guint8 dir)
+static void track_rst(vsock_conv_t *vconv, packet_info *pinfo, vsock_packet_analysis_t *pa, uint8_t dir)
 {
     vsock_flow_t *peer = &vconv->flow[1 - dir];
 
-    vconv->flow[dir].rst_sent = TRUE;
+    vconv->flow[dir].rst_sent = true;
     if (peer->unanswered_shutdown) {
         links_of(peer->unanswered_shutdown)->rst_in = pinfo->num;
         links_of(pa)->shutdown_frame = peer->unanswered_shutdown_frame;
@@ -339,10 +339,10 @@ static void track_rst(vsock_conv_t *vconv, packet_info *pinfo, vsock_packet_anal
 }
 
 /* Credit accounting of an RW from dir: before it, the sender's credit. */
-static void track_rw(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, guint8 dir, guint32 len)
+static void track_rw(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, uint8_t dir, uint32_t len)
 {
     vsock_flow_t *sender = &vconv->flow[dir], *peer = &vconv->flow[1 - dir];
-    gint64 credit = 0;
+    int64_t credit = 0;
 
     if (sender->shutdown_flags & VIRTIO_VSOCK_SHUTDOWN_SEND)
         pa->flags |= VSOCK_A_DATA_AFTER_SHUTDOWN;
@@ -356,50 +356,50 @@ static void track_rw(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, guint8 di
     if (flow_credit(sender, peer, &credit)) {
         pa->pflags |= VSOCK_P_HAS_CREDIT;
         pa->peer_buf_alloc = peer->buf_alloc;
-        if ((gint64)len > credit)
+        if ((int64_t)len > credit)
             pa->flags |= VSOCK_A_CREDIT_VIOLATION;
     }
     sender->tx_cnt += len;
     sender->seq += len;
     if (pa->pflags & VSOCK_P_HAS_CREDIT) {
         pa->bytes_in_flight = sender->tx_cnt - peer->fwd_cnt;
-        if (credit - (gint64)len <= 0 && len > 0) {
+        if (credit - (int64_t)len <= 0 && len > 0) {
             pa->flags |= VSOCK_A_CREDIT_EXHAUSTED;
-            sender->stalled = TRUE;
+            sender->stalled = true;
         }
     }
 }
 
 /* Every packet advertises its sender's buf_alloc and fwd_cnt: the credit of
  * the other direction. */
-static void track_advertised_credit(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, guint8 dir,
+static void track_advertised_credit(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, uint8_t dir,
                                     const vsock_hdr_t *hdr)
 {
     vsock_flow_t *sender = &vconv->flow[dir], *peer = &vconv->flow[1 - dir];
-    gint64 credit;
+    int64_t credit;
 
     /* An RST for an unknown socket carries zeros: it advertises nothing. */
     if (hdr->virtio_op == VIRTIO_VSOCK_OP_RST)
         return;
-    if (sender->credit_known && (gint32)(hdr->fwd_cnt - sender->fwd_cnt) < 0)
+    if (sender->credit_known && (int32_t)(hdr->fwd_cnt - sender->fwd_cnt) < 0)
         pa->flags |= VSOCK_A_FWD_CNT_BACKWARDS;
     sender->buf_alloc = hdr->buf_alloc;
     sender->fwd_cnt = hdr->fwd_cnt;
-    sender->credit_known = TRUE;
+    sender->credit_known = true;
 
     /* Tracked from mid-connection: assume nothing of the peer's was in flight. */
     if (!peer->tx_cnt_known) {
         peer->tx_cnt = hdr->fwd_cnt;
-        peer->tx_cnt_known = TRUE;
+        peer->tx_cnt_known = true;
     }
     if (peer->stalled && flow_credit(peer, sender, &credit) && credit > 0) {
         pa->flags |= VSOCK_A_CREDIT_REOPENED;
-        peer->stalled = FALSE;
+        peer->stalled = false;
     }
 }
 
 static void track_operation(vsock_conv_t *vconv, packet_info *pinfo, vsock_packet_analysis_t *pa,
-                            guint8 dir, const vsock_hdr_t *hdr)
+                            uint8_t dir, const vsock_hdr_t *hdr)
 {
     vsock_flow_t *sender = &vconv->flow[dir], *peer = &vconv->flow[1 - dir];
 
@@ -409,8 +409,8 @@ static void track_operation(vsock_conv_t *vconv, packet_info *pinfo, vsock_packe
         vconv->request = pa;
         vconv->request_frame = pinfo->num;
         vconv->request_ts = pinfo->abs_ts;
-        sender->tx_cnt_known = TRUE;   /* a connection's counters start at zero */
-        peer->tx_cnt_known = TRUE;
+        sender->tx_cnt_known = true;   /* a connection's counters start at zero */
+        peer->tx_cnt_known = true;
         break;
     case VIRTIO_VSOCK_OP_RESPONSE:
         if (vconv->state == VSOCK_STATE_CONNECTING)
@@ -449,7 +449,7 @@ static void track_operation(vsock_conv_t *vconv, packet_info *pinfo, vsock_packe
 }
 
 /* Datagrams have no connection: offsets and times only. */
-static void track_dgram(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, guint8 dir, const vsock_hdr_t *hdr)
+static void track_dgram(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, uint8_t dir, const vsock_hdr_t *hdr)
 {
     if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW)
         vconv->flow[dir].seq += hdr->len;
@@ -459,14 +459,14 @@ static void track_dgram(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, guint8
 static void analyze_first_pass(packet_info *pinfo, const vsock_hdr_t *hdr, vsock_packet_analysis_t *pa)
 {
     vsock_conv_t *vconv = get_vsock_conv(pinfo, hdr, pa);
-    guint8 dir = (hdr->src_cid == vconv->flow[0].cid && hdr->src_port == vconv->flow[0].port) ? 0 : 1;
+    uint8_t dir = (hdr->src_cid == vconv->flow[0].cid && hdr->src_port == vconv->flow[0].port) ? 0 : 1;
     nstime_t delta;
 
     pa->conv = vconv;
     pa->direction = dir;
     pa->seq = vconv->flow[dir].seq;
     nstime_delta(&delta, &pinfo->abs_ts, &vconv->ts_prev);
-    pa->time_delta_ns = (gint64)delta.secs * 1000000000 + delta.nsecs;
+    pa->time_delta_ns = (int64_t)delta.secs * 1000000000 + delta.nsecs;
     vconv->ts_prev = pinfo->abs_ts;
 
     if (vconv->is_dgram)
@@ -497,28 +497,28 @@ vsock_packet_analysis_t *vsock_analyze_packet(packet_info *pinfo, vsock_hdr_t *h
 
 const vsock_packet_analysis_t *vsock_get_packet_analysis(packet_info *pinfo)
 {
-    const vsock_packet_analysis_t *pa = record_slot(pinfo->num, FALSE);
+    const vsock_packet_analysis_t *pa = record_slot(pinfo->num, false);
 
     return pa && pa->conv ? pa : NULL;
 }
 
-guint32 vsock_packet_stream(const vsock_packet_analysis_t *pa)
+uint32_t vsock_packet_stream(const vsock_packet_analysis_t *pa)
 {
     return pa->conv->stream;
 }
 
 /* The sender's credit before an RW (with VSOCK_P_HAS_CREDIT). */
-static gint64 packet_peer_free(const vsock_packet_analysis_t *pa, const vsock_hdr_t *hdr)
+static int64_t packet_peer_free(const vsock_packet_analysis_t *pa, const vsock_hdr_t *hdr)
 {
-    return (gint64)pa->peer_buf_alloc - (guint32)(pa->bytes_in_flight - hdr->len);
+    return (int64_t)pa->peer_buf_alloc - (uint32_t)(pa->bytes_in_flight - hdr->len);
 }
 
-vsock_payload_flow_t *vsock_payload_flow(const vsock_packet_analysis_t *pa, guint8 direction)
+vsock_payload_flow_t *vsock_payload_flow(const vsock_packet_analysis_t *pa, uint8_t direction)
 {
     return &pa->conv->flow[direction].payload;
 }
 
-static void add_frame_link(proto_tree *tree, int hf, tvbuff_t *tvb, guint32 frame)
+static void add_frame_link(proto_tree *tree, int hf, tvbuff_t *tvb, uint32_t frame)
 {
     if (frame)
         proto_item_set_generated(proto_tree_add_uint(tree, hf, tvb, 0, 0, frame));
@@ -527,12 +527,12 @@ static void add_frame_link(proto_tree *tree, int hf, tvbuff_t *tvb, guint32 fram
 static void add_analysis_experts(packet_info *pinfo, proto_item *item, const vsock_hdr_t *hdr,
                                  const vsock_packet_analysis_t *pa)
 {
-    for (size_t i = 0; i < G_N_ELEMENTS(vsock_flag_experts); i++) {
+    for (size_t i = 0; i < array_length(vsock_flag_experts); i++) {
         if (!(pa->flags & vsock_flag_experts[i].flag))
             continue;
         if (vsock_flag_experts[i].flag == VSOCK_A_CREDIT_VIOLATION)
             expert_add_info_format(pinfo, item, vsock_flag_experts[i].ei,
-                                   "RW of %u bytes exceeds the sender's credit of %" G_GINT64_MODIFIER "d bytes",
+                                   "RW of %u bytes exceeds the sender's credit of %" PRId64 " bytes",
                                    hdr->len, packet_peer_free(pa, hdr));
         else if (vsock_flag_experts[i].flag == VSOCK_A_REFUSED)
             expert_add_info_format(pinfo, item, vsock_flag_experts[i].ei,
@@ -542,7 +542,7 @@ static void add_analysis_experts(packet_info *pinfo, proto_item *item, const vso
             expert_add_info(pinfo, item, vsock_flag_experts[i].ei);
     }
     /* Backwards, as each tag is prepended: the Info column lists them in table order. */
-    for (size_t n = G_N_ELEMENTS(vsock_flag_experts); n > 0; n--) {
+    for (size_t n = array_length(vsock_flag_experts); n > 0; n--) {
         if ((pa->flags & vsock_flag_experts[n - 1].flag) && vsock_flag_experts[n - 1].tag)
             col_prepend_fence_fstr(pinfo->cinfo, COL_INFO, "[%s] ", vsock_flag_experts[n - 1].tag);
     }
@@ -645,7 +645,7 @@ void vsock_analysis_register(int proto)
           { "Bytes in flight", "vsock.analysis.bytes_in_flight", FT_UINT32, BASE_DEC, NULL, 0x0,
             "Bytes sent and not yet consumed by the peer, this packet included", HFILL } },
     };
-    static gint *ett[] = {
+    static int *ett[] = {
         &ett_vsock_analysis,
     };
     static ei_register_info ei[] = {

@@ -1,4 +1,4 @@
-/* vsock-payload.c
+/* packet-vsock-payload.c
  * Hands the payload of RW packets to subdissectors: ports chosen with
  * Decode As, the "vsock" heuristic list, the "vsock.port" table, then data.
  *
@@ -11,7 +11,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#define WS_LOG_DOMAIN "vsock"
 #include <wireshark.h>
 
 #include <epan/packet.h>
@@ -22,12 +21,13 @@
 
 #include "vsock-compat.h"
 #include "packet-vsock.h"
+#include "packet-vsock-payload.h"
 
 /* The ports the Decode As dialog offers: per-packet data (pinfo->pool), as
  * deeper layers may change pinfo->srcport and pinfo->destport. */
 typedef struct vsock_decode_as_ports {
-    guint32 src;
-    guint32 dst;
+    uint32_t src;
+    uint32_t dst;
 } vsock_decode_as_ports_t;
 
 static int proto_vsock = -1;
@@ -35,8 +35,8 @@ static heur_dissector_list_t heur_subdissector_list;
 static dissector_table_t port_subdissector_table;
 static dissector_handle_t data_handle;
 
-static vsock_pref_bool try_heuristic_first = TRUE;
-static vsock_pref_bool heuristics_every_packet = FALSE;
+static vsock_pref_bool try_heuristic_first = true;
+static vsock_pref_bool heuristics_every_packet = false;
 
 /* Decode As: the dialog offers this packet's source, destination or both ports. */
 static vsock_decode_as_ports_t packet_ports(packet_info *pinfo)
@@ -48,87 +48,116 @@ static vsock_decode_as_ports_t packet_ports(packet_info *pinfo)
     return ports ? *ports : none;
 }
 
-static void vsock_src_prompt(packet_info *pinfo, gchar *result)
+static void vsock_src_prompt(packet_info *pinfo, char *result)
 {
     snprintf(result, MAX_DECODE_AS_PROMPT_LEN, "source (%u)", packet_ports(pinfo).src);
 }
 
-static void vsock_dst_prompt(packet_info *pinfo, gchar *result)
+static void vsock_dst_prompt(packet_info *pinfo, char *result)
 {
     snprintf(result, MAX_DECODE_AS_PROMPT_LEN, "destination (%u)", packet_ports(pinfo).dst);
 }
 
-static void vsock_both_prompt(packet_info *pinfo, gchar *result)
+static void vsock_both_prompt(packet_info *pinfo, char *result)
 {
     vsock_decode_as_ports_t ports = packet_ports(pinfo);
 
     snprintf(result, MAX_DECODE_AS_PROMPT_LEN, "both (%u" UTF8_LEFT_RIGHT_ARROW "%u)", ports.src, ports.dst);
 }
 
-static gpointer vsock_src_value(packet_info *pinfo)
+static void *vsock_src_value(packet_info *pinfo)
 {
     return GUINT_TO_POINTER(packet_ports(pinfo).src);
 }
 
-static gpointer vsock_dst_value(packet_info *pinfo)
+static void *vsock_dst_value(packet_info *pinfo)
 {
     return GUINT_TO_POINTER(packet_ports(pinfo).dst);
 }
 
 /* A port the user changed with Decode As wins over every guess. */
-static gboolean try_changed_port(guint32 port, tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
+static bool try_changed_port(uint32_t port, tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
 {
     return dissector_is_uint_changed(port_subdissector_table, port) &&
-           dissector_try_uint_with_data(port_subdissector_table, port, tvb, pinfo, tree, TRUE, NULL) != 0;
+           dissector_try_uint_with_data(port_subdissector_table, port, tvb, pinfo, tree, true, NULL) != 0;
 }
 
 /* Whether the heuristics are offered this payload: decided on the first pass
  * and stored with the packet, so that every pass hands it to the same place. */
-static gboolean heuristics_wanted(packet_info *pinfo, const vsock_hdr_t *hdr)
+static bool heuristics_wanted(packet_info *pinfo, const vsock_hdr_t *hdr)
 {
     vsock_packet_analysis_t *pa = hdr->analysis;
 
     if (!pa || heuristics_every_packet)
-        return TRUE;
+        return true;
     if (!PINFO_FD_VISITED(pinfo) && vsock_payload_flow(pa, pa->direction)->heuristics_refused)
         pa->pflags |= VSOCK_P_SKIP_HEURISTICS;
     return !(pa->pflags & VSOCK_P_SKIP_HEURISTICS);
 }
 
-static gboolean try_heuristics(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
+static bool try_heuristics(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
 {
     heur_dtbl_entry_t *hdtbl_entry;
     vsock_packet_analysis_t *pa = hdr->analysis;
 
     if (!heuristics_wanted(pinfo, hdr))
-        return FALSE;
+        return false;
     if (dissector_try_heuristic(heur_subdissector_list, tvb, pinfo, tree, &hdtbl_entry, NULL))
-        return TRUE;
+        return true;
     /* Refused at the very start of the direction: give up on it. */
     if (pa && !PINFO_FD_VISITED(pinfo) && (pa->pflags & VSOCK_P_STREAM_START))
-        vsock_payload_flow(pa, pa->direction)->heuristics_refused = TRUE;
-    return FALSE;
+        vsock_payload_flow(pa, pa->direction)->heuristics_refused = true;
+    return false;
 }
 
 /* The lower port is more likely the service's, as with UDP. */
-static gboolean try_ports(guint32 low_port, guint32 high_port, tvbuff_t *tvb, packet_info *pinfo,
+static bool try_ports(uint32_t low_port, uint32_t high_port, tvbuff_t *tvb, packet_info *pinfo,
                           proto_tree *tree)
 {
-    return dissector_try_uint_with_data(port_subdissector_table, low_port, tvb, pinfo, tree, TRUE, NULL) != 0 ||
-           dissector_try_uint_with_data(port_subdissector_table, high_port, tvb, pinfo, tree, TRUE, NULL) != 0;
+    return dissector_try_uint_with_data(port_subdissector_table, low_port, tvb, pinfo, tree, true, NULL) != 0 ||
+           dissector_try_uint_with_data(port_subdissector_table, high_port, tvb, pinfo, tree, true, NULL) != 0;
+}
+
+void vsock_set_connection_dissector(packet_info *pinfo, dissector_handle_t handle)
+{
+    const vsock_packet_analysis_t *pa = vsock_get_packet_analysis(pinfo);
+
+    if (!pa || PINFO_FD_VISITED(pinfo))
+        return;
+    for (uint8_t direction = 0; direction < 2; direction++) {
+        vsock_payload_flow_t *flow = vsock_payload_flow(pa, direction);
+
+        flow->connection_dissector = handle;
+        flow->connection_dissector_from = pinfo->num;
+    }
+}
+
+/* A dissector that took the connection (vsock_set_connection_dissector) gets
+ * its later payloads first, as a conversation dissector does over TCP. */
+static bool try_connection_dissector(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
+{
+    const vsock_payload_flow_t *flow;
+
+    if (!hdr->analysis)
+        return false;
+    flow = vsock_payload_flow(hdr->analysis, hdr->analysis->direction);
+    return flow->connection_dissector && pinfo->num > flow->connection_dissector_from &&
+           call_dissector_only(flow->connection_dissector, tvb, pinfo, tree, NULL) != 0;
 }
 
 void vsock_dissect_payload(tvbuff_t *payload_tvb, packet_info *pinfo, proto_tree *tree,
                            const vsock_hdr_t *hdr)
 {
-    const guint32 low_port = MIN(hdr->src_port, hdr->dst_port);
-    const guint32 high_port = MAX(hdr->src_port, hdr->dst_port);
+    const uint32_t low_port = MIN(hdr->src_port, hdr->dst_port);
+    const uint32_t high_port = MAX(hdr->src_port, hdr->dst_port);
     vsock_decode_as_ports_t *ports = wmem_new(pinfo->pool, vsock_decode_as_ports_t);
 
     ports->src = hdr->src_port;
     ports->dst = hdr->dst_port;
     p_add_proto_data(pinfo->pool, pinfo, proto_vsock, 0, ports);
 
+    if (try_connection_dissector(payload_tvb, pinfo, tree, hdr))
+        return;
     if (try_changed_port(low_port, payload_tvb, pinfo, tree) ||
         try_changed_port(high_port, payload_tvb, pinfo, tree))
         return;
@@ -185,7 +214,7 @@ void vsock_payload_register(int proto)
 }
 
 /* Every protocol that can be chosen for a TCP port can be chosen for a vsock port. */
-static void offer_for_decode_as(const gchar *table_name _U_, gpointer handle, gpointer user_data _U_)
+static void offer_for_decode_as(const char *table_name _U_, void *handle, void *user_data _U_)
 {
     dissector_add_for_decode_as("vsock.port", (dissector_handle_t)handle);
 }
@@ -206,18 +235,18 @@ static vsock_cb_bool http2_heuristic_when_possible(tvbuff_t *tvb, packet_info *p
     if (!pa) /* connection tracking off: no memory of the connection */
         return http2_heuristic(tvb, pinfo, tree, data);
     flow = vsock_payload_flow(pa, pa->direction);
-    reverse = vsock_payload_flow(pa, (guint8)!pa->direction);
+    reverse = vsock_payload_flow(pa, (uint8_t)!pa->direction);
     /* Frame numbers, not a flag: a second pass must not ask it earlier. */
     if (!(flow->http2_from_frame && pinfo->num >= flow->http2_from_frame) &&
-        tvb_memeql(tvb, 0, (const guint8 *)preface, sizeof preface - 1) != 0)
-        return FALSE;
+        tvb_memeql(tvb, 0, (const uint8_t *)preface, sizeof preface - 1) != 0)
+        return false;
     if (!http2_heuristic(tvb, pinfo, tree, data))
-        return FALSE;
+        return false;
     if (!flow->http2_from_frame) {
         flow->http2_from_frame = pinfo->num;
         reverse->http2_from_frame = pinfo->num;
     }
-    return TRUE;
+    return true;
 }
 
 /* Wireshark's own TCP heuristics serve vsock as well: a payload that clearly is
