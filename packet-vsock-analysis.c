@@ -1,10 +1,11 @@
 /* packet-vsock-analysis.c
- * Connection tracking for vsock, in the manner of TCP analysis: streams,
- * per-direction offsets, connection state, the links between requests and
- * their answers, and credit flow control (virtio spec, "Flow control").
+ * Connection analysis for vsock, in the manner of TCP analysis: connection
+ * state, the links between requests and their answers, and credit flow
+ * control (virtio spec, "Flow control"), each anomaly an expert info.
  *
- * The first pass runs the state machine and stores one record per packet;
- * every pass builds the tree from that record only, so all passes agree.
+ * Runs on the connections packet-vsock-conversation.c tracks. The first pass
+ * runs the state machine and stores one record per packet; every pass builds
+ * the tree from that record only, so all passes agree.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -17,15 +18,11 @@
 
 #include "vsock-compat.h"
 #include "packet-vsock.h"
+#include "packet-vsock-analysis.h"
+#include "packet-vsock-conversation.h"
+#include "packet-vsock-records.h"
 
-/* The per-packet records live in pages indexed by frame number (a capture's
- * frames are numbered from 1 without gaps). Every packet of a capture has
- * one, so this saves what p_add_proto_data costs per packet on top of the
- * record: an allocation header, a proto_data_t and a list node, about as much
- * again as the record itself. A record is in use when its conv is set. */
-#define RECORDS_PER_PAGE 4096
-
-static const value_string vsock_state_vals[] = {
+const value_string vsock_state_vals[] = {
     { VSOCK_STATE_UNKNOWN,            "Tracked from mid-connection" },
     { VSOCK_STATE_CONNECTING,         "Connecting" },
     { VSOCK_STATE_ESTABLISHED,        "Established" },
@@ -38,67 +35,76 @@ static const value_string vsock_state_vals[] = {
     { 0, NULL }
 };
 
-/* One direction of a connection, named for its sender. */
-typedef struct vsock_flow {
-    uint64_t cid;
-    uint32_t port;
-    uint64_t seq;               /* payload bytes sent since tracking began */
-    uint32_t tx_cnt;            /* the kernel's free-running count of bytes sent */
-    bool tx_cnt_known;     /* tx_cnt is aligned with the peer's fwd_cnt */
-    bool credit_known;     /* buf_alloc and fwd_cnt below were advertised */
-    uint32_t buf_alloc;         /* this side's receive buffer ... */
-    uint32_t fwd_cnt;           /* ... and how much of it this side consumed */
-    bool stalled;          /* this sender has no credit left */
-    uint32_t shutdown_flags;    /* sticky SHUTDOWN bits this side sent */
-    bool rst_sent;
-    vsock_packet_analysis_t *unanswered_shutdown;
-    uint32_t unanswered_shutdown_frame;
-    vsock_packet_analysis_t *unanswered_credit_request;
-    uint32_t unanswered_credit_request_frame;
-    vsock_payload_flow_t payload; /* the hand-off's state of this direction */
-} vsock_flow_t;
+/* Analysis flags of a packet, each shown as an expert info. */
+#define VSOCK_A_UNKNOWN_CONNECTION   0x0001 /* first packet seen is not a REQUEST */
+#define VSOCK_A_CREDIT_VIOLATION     0x0002 /* RW beyond the peer's credit */
+#define VSOCK_A_CREDIT_EXHAUSTED     0x0004 /* the sender has no credit left */
+#define VSOCK_A_CREDIT_REOPENED      0x0008 /* the peer gives credit back to a stalled sender */
+#define VSOCK_A_FWD_CNT_BACKWARDS    0x0010
+#define VSOCK_A_DATA_AFTER_SHUTDOWN  0x0020 /* RW after the sender's SHUTDOWN send bit */
+#define VSOCK_A_DATA_AFTER_RST       0x0040
+#define VSOCK_A_DATA_BEFORE_CONNECT  0x0080 /* RW before the RESPONSE */
+#define VSOCK_A_REUSED_PORTS         0x0100 /* REQUEST reuses the addresses of an earlier stream */
+#define VSOCK_A_REFUSED              0x0200 /* RST answering a REQUEST */
+#define VSOCK_A_RESET                0x0400 /* RST aborting a connection (no SHUTDOWN before) */
 
-/* Both directions of a connection share one key: the lower endpoint first. */
-typedef struct vsock_conv_key {
-    uint64_t cid[2];
-    uint32_t port[2];
-} vsock_conv_key_t;
+/* Links of a control packet to the packets that answer it or that it answers
+ * (frame numbers, 0 when unknown). Only packets that have one carry this. */
+typedef struct vsock_packet_links {
+    uint32_t response_in;          /* REQUEST: its RESPONSE or RST */
+    uint32_t response_to;          /* RESPONSE or RST: the REQUEST it answers */
+    uint32_t rst_in;               /* SHUTDOWN: the RST that answers it */
+    uint32_t shutdown_frame;       /* RST: the SHUTDOWN it answers */
+    uint32_t credit_update_in;     /* CREDIT_REQUEST: the CREDIT_UPDATE that answers it */
+    uint32_t credit_request_frame; /* CREDIT_UPDATE: the CREDIT_REQUEST it answers */
+    nstime_t connect_time;         /* RESPONSE or RST: time since the REQUEST */
+} vsock_packet_links_t;
 
-struct vsock_conv {
-    vsock_conv_key_t key;
-    uint32_t stream;
-    uint8_t state;
-    bool is_dgram;
-    bool start_seen;       /* the REQUEST was captured */
-    vsock_flow_t flow[2];      /* flow[0]: the side seen first */
-    vsock_packet_analysis_t *request;
-    uint32_t request_frame;
-    nstime_t request_ts;
-    nstime_t ts_first;
-    nstime_t ts_prev;
+/* One per analysed packet (24 bytes: rare facts hang off a pointer, derived
+ * ones are computed). */
+struct vsock_analysis_packet {
+    vsock_packet_links_t *links;   /* NULL: no links */
+    /* RW with has_credit: the receiver's buffer and what was sent and not
+     * yet consumed by it after this packet (the sender's credit before it
+     * follows from them). */
+    uint32_t peer_buf_alloc;
+    uint32_t bytes_in_flight;
+    uint16_t flags;                /* VSOCK_A_* */
+    uint8_t state;                 /* enum vsock_conn_state after this packet */
+    bool has_credit;
+    bool analysed;                 /* the first pass filled this record */
 };
 
-static int proto_vsock = -1;
-static uint32_t vsock_stream_count;
-/* The current connection of each pair of endpoints. Looked up for every
- * packet, so keyed by the endpoints themselves: Wireshark's generic
- * conversation table (conversation_new_full/find_conversation_full) hashes
- * element lists and cost 14 % of a read. */
-static wmem_map_t *vsock_connections;
-/* The connections of recent packets, by key hash: a capture interleaves a
- * few busy connections, and in a map of tens of thousands of connections
- * every lookup missed the processor's caches (bucket, item, key). */
-#define RECENT_CONNECTIONS 256
-static vsock_conv_t *recent_connections[RECENT_CONNECTIONS];
-static void **record_pages; /* pages of RECORDS_PER_PAGE records, wmem_file_scope */
-static uint32_t record_page_count;
+/* One direction of a connection, named for its sender. */
+typedef struct vsock_analysis_flow {
+    uint32_t tx_cnt;            /* the kernel's free-running count of bytes sent */
+    bool tx_cnt_known;          /* tx_cnt is aligned with the peer's fwd_cnt */
+    bool credit_known;          /* buf_alloc and fwd_cnt below were advertised */
+    bool stalled;               /* this sender has no credit left */
+    bool rst_sent;
+    uint32_t buf_alloc;         /* this side's receive buffer ... */
+    uint32_t fwd_cnt;           /* ... and how much of it this side consumed */
+    uint32_t shutdown_flags;    /* sticky SHUTDOWN bits this side sent */
+    vsock_analysis_packet_t *unanswered_shutdown;
+    uint32_t unanswered_shutdown_frame;
+    vsock_analysis_packet_t *unanswered_credit_request;
+    uint32_t unanswered_credit_request_frame;
+} vsock_analysis_flow_t;
+
+/* A connection as the analysis knows it, kept with the connection. */
+typedef struct vsock_analysis_conn {
+    uint8_t state;
+    bool is_dgram;
+    vsock_analysis_flow_t flow[2];  /* by direction */
+    vsock_analysis_packet_t *request;
+    uint32_t request_frame;
+    nstime_t request_ts;
+} vsock_analysis_conn_t;
+
+static int conn_slot = -1;
+static vsock_records_t packet_records = VSOCK_RECORDS_INIT(vsock_analysis_packet_t);
 static vsock_pref_bool vsock_analyze = true;
 
-static int hf_vsock_stream = -1;
-static int hf_vsock_seq = -1;
-static int hf_vsock_nxtseq = -1;
-static int hf_vsock_time_relative = -1;
-static int hf_vsock_time_delta = -1;
 static int hf_vsock_state = -1;
 static int hf_vsock_response_in = -1;
 static int hf_vsock_response_to = -1;
@@ -113,18 +119,18 @@ static int hf_vsock_analysis_bytes_in_flight = -1;
 
 static int ett_vsock_analysis = -1;
 
-static expert_field ei_vsock_unknown_connection = EI_INIT;
-static expert_field ei_vsock_credit_violation = EI_INIT;
-static expert_field ei_vsock_credit_exhausted = EI_INIT;
-static expert_field ei_vsock_credit_reopened = EI_INIT;
-static expert_field ei_vsock_fwd_cnt_backwards = EI_INIT;
-static expert_field ei_vsock_data_after_shutdown = EI_INIT;
-static expert_field ei_vsock_data_after_rst = EI_INIT;
-static expert_field ei_vsock_data_before_connect = EI_INIT;
-static expert_field ei_vsock_stream_reused = EI_INIT;
-static expert_field ei_vsock_no_response = EI_INIT;
-static expert_field ei_vsock_refused = EI_INIT;
-static expert_field ei_vsock_reset = EI_INIT;
+static expert_field ei_vsock_analysis_unknown_connection = EI_INIT;
+static expert_field ei_vsock_analysis_credit_violation = EI_INIT;
+static expert_field ei_vsock_analysis_credit_exhausted = EI_INIT;
+static expert_field ei_vsock_analysis_credit_reopened = EI_INIT;
+static expert_field ei_vsock_analysis_fwd_cnt_backwards = EI_INIT;
+static expert_field ei_vsock_analysis_data_after_shutdown = EI_INIT;
+static expert_field ei_vsock_analysis_data_after_rst = EI_INIT;
+static expert_field ei_vsock_analysis_data_before_connect = EI_INIT;
+static expert_field ei_vsock_analysis_reused_ports = EI_INIT;
+static expert_field ei_vsock_analysis_no_response = EI_INIT;
+static expert_field ei_vsock_analysis_refused = EI_INIT;
+static expert_field ei_vsock_analysis_reset = EI_INIT;
 
 /* The analysis flags with their expert info and Info column tag. */
 static const struct {
@@ -132,139 +138,48 @@ static const struct {
     expert_field *ei;
     const char *tag;
 } vsock_flag_experts[] = {
-    { VSOCK_A_UNKNOWN_CONNECTION,  &ei_vsock_unknown_connection,  NULL },
-    { VSOCK_A_CREDIT_VIOLATION,    &ei_vsock_credit_violation,    "Credit violation" },
-    { VSOCK_A_CREDIT_EXHAUSTED,    &ei_vsock_credit_exhausted,    "Credit exhausted" },
-    { VSOCK_A_CREDIT_REOPENED,     &ei_vsock_credit_reopened,     "Credit reopened" },
-    { VSOCK_A_FWD_CNT_BACKWARDS,   &ei_vsock_fwd_cnt_backwards,   "fwd_cnt backwards" },
-    { VSOCK_A_DATA_AFTER_SHUTDOWN, &ei_vsock_data_after_shutdown, "Data after SHUTDOWN" },
-    { VSOCK_A_DATA_AFTER_RST,      &ei_vsock_data_after_rst,      "Data after RST" },
-    { VSOCK_A_DATA_BEFORE_CONNECT, &ei_vsock_data_before_connect, "Data before RESPONSE" },
-    { VSOCK_A_NEW_STREAM_REUSE,    &ei_vsock_stream_reused,       NULL },
-    { VSOCK_A_REFUSED,             &ei_vsock_refused,             "Refused" },
-    { VSOCK_A_RESET,               &ei_vsock_reset,               "Reset" },
+    { VSOCK_A_UNKNOWN_CONNECTION,  &ei_vsock_analysis_unknown_connection,  NULL },
+    { VSOCK_A_CREDIT_VIOLATION,    &ei_vsock_analysis_credit_violation,    "Credit violation" },
+    { VSOCK_A_CREDIT_EXHAUSTED,    &ei_vsock_analysis_credit_exhausted,    "Credit exhausted" },
+    { VSOCK_A_CREDIT_REOPENED,     &ei_vsock_analysis_credit_reopened,     "Credit reopened" },
+    { VSOCK_A_FWD_CNT_BACKWARDS,   &ei_vsock_analysis_fwd_cnt_backwards,   "fwd_cnt backwards" },
+    { VSOCK_A_DATA_AFTER_SHUTDOWN, &ei_vsock_analysis_data_after_shutdown, "Data after SHUTDOWN" },
+    { VSOCK_A_DATA_AFTER_RST,      &ei_vsock_analysis_data_after_rst,      "Data after RST" },
+    { VSOCK_A_DATA_BEFORE_CONNECT, &ei_vsock_analysis_data_before_connect, "Data before RESPONSE" },
+    { VSOCK_A_REUSED_PORTS,        &ei_vsock_analysis_reused_ports,        NULL },
+    { VSOCK_A_REFUSED,             &ei_vsock_analysis_refused,             "Refused" },
+    { VSOCK_A_RESET,               &ei_vsock_analysis_reset,               "Reset" },
 };
 
-static void vsock_analysis_init_routine(void)
+static void vsock_analysis_init(void)
 {
-    vsock_stream_count = 0;
-    memset(recent_connections, 0, sizeof recent_connections);
-    record_pages = NULL;
-    record_page_count = 0;
+    vsock_records_reset(&packet_records);
 }
 
-/* The record slot of a frame; with create, its page is made if missing. */
-static vsock_packet_analysis_t *record_slot(uint32_t frame, bool create)
+/* The analysis state of the packet's connection, made on its first packet. */
+static vsock_analysis_conn_t *get_conn(const vsock_conv_packet_t *cp, const vsock_packet_info_t *packet)
 {
-    const uint32_t page = frame / RECORDS_PER_PAGE;
-    vsock_packet_analysis_t *records;
+    vsock_analysis_conn_t *conn = (vsock_analysis_conn_t *)vsock_conversation_get_data(cp->conv, conn_slot);
 
-    if (page >= record_page_count) {
-        uint32_t count = MAX(record_page_count, 16);
-
-        if (!create)
-            return NULL;
-        while (count <= page)
-            count *= 2;
-        record_pages = (void **)wmem_realloc(wmem_file_scope(), record_pages, count * sizeof(void *));
-        memset(record_pages + record_page_count, 0, (count - record_page_count) * sizeof(void *));
-        record_page_count = count;
+    if (!conn) {
+        conn = wmem_new0(wmem_file_scope(), vsock_analysis_conn_t);
+        conn->state = VSOCK_STATE_UNKNOWN;
+        conn->is_dgram = packet->type == VIRTIO_VSOCK_TYPE_DGRAM;
+        vsock_conversation_set_data(cp->conv, conn_slot, conn);
     }
-    records = (vsock_packet_analysis_t *)record_pages[page];
-    if (!records) {
-        if (!create)
-            return NULL;
-        records = wmem_alloc0_array(wmem_file_scope(), vsock_packet_analysis_t, RECORDS_PER_PAGE);
-        record_pages[page] = records;
-    }
-    return &records[frame % RECORDS_PER_PAGE];
-}
-
-static void make_conv_key(const vsock_hdr_t *hdr, vsock_conv_key_t *key)
-{
-    bool src_first = hdr->src_cid < hdr->dst_cid ||
-                         (hdr->src_cid == hdr->dst_cid && hdr->src_port <= hdr->dst_port);
-
-    key->cid[0] = src_first ? hdr->src_cid : hdr->dst_cid;
-    key->port[0] = src_first ? hdr->src_port : hdr->dst_port;
-    key->cid[1] = src_first ? hdr->dst_cid : hdr->src_cid;
-    key->port[1] = src_first ? hdr->dst_port : hdr->src_port;
-}
-
-static unsigned conv_key_hash(const void *k)
-{
-    const vsock_conv_key_t *key = (const vsock_conv_key_t *)k;
-    uint64_t h = key->cid[0] * UINT64_C(0x9E3779B97F4A7C15);
-
-    h = (h ^ key->cid[1]) * UINT64_C(0x9E3779B97F4A7C15);
-    h = (h ^ (((uint64_t)key->port[0] << 32) | key->port[1])) * UINT64_C(0x9E3779B97F4A7C15);
-    return (unsigned)(h >> 32);
-}
-
-/* A GLib callback (GEqualFunc): its return type stays gboolean. */
-static gboolean conv_key_equal(const void *a, const void *b)
-{
-    const vsock_conv_key_t *ka = (const vsock_conv_key_t *)a, *kb = (const vsock_conv_key_t *)b;
-
-    return ka->cid[0] == kb->cid[0] && ka->cid[1] == kb->cid[1] &&
-           ka->port[0] == kb->port[0] && ka->port[1] == kb->port[1];
-}
-
-static vsock_conv_t *new_vsock_conv(packet_info *pinfo, const vsock_hdr_t *hdr, const vsock_conv_key_t *key)
-{
-    vsock_conv_t *vconv = wmem_new0(wmem_file_scope(), vsock_conv_t);
-
-    vconv->key = *key;
-    vconv->stream = vsock_stream_count++;
-    vconv->state = VSOCK_STATE_UNKNOWN;
-    vconv->is_dgram = hdr->type == VIRTIO_VSOCK_TYPE_DGRAM;
-    vconv->start_seen = hdr->virtio_op == VIRTIO_VSOCK_OP_REQUEST;
-    vconv->flow[0].cid = hdr->src_cid;
-    vconv->flow[0].port = hdr->src_port;
-    vconv->flow[1].cid = hdr->dst_cid;
-    vconv->flow[1].port = hdr->dst_port;
-    vconv->ts_first = pinfo->abs_ts;
-    vconv->ts_prev = pinfo->abs_ts;
-    wmem_map_insert(vsock_connections, &vconv->key, vconv);
-    return vconv;
-}
-
-/* Finds the connection, or starts a stream: on its first packet, and on
- * every REQUEST (a REQUEST always opens a new connection). */
-static vsock_conv_t *get_vsock_conv(packet_info *pinfo, const vsock_hdr_t *hdr, vsock_packet_analysis_t *pa)
-{
-    vsock_conv_key_t key;
-    vsock_conv_t *vconv, **recent;
-
-    make_conv_key(hdr, &key);
-    recent = &recent_connections[conv_key_hash(&key) % RECENT_CONNECTIONS];
-    if (*recent && conv_key_equal(&(*recent)->key, &key))
-        vconv = *recent;
-    else
-        vconv = (vsock_conv_t *)wmem_map_lookup(vsock_connections, &key);
-    if (vconv && hdr->virtio_op == VIRTIO_VSOCK_OP_REQUEST) {
-        pa->flags |= VSOCK_A_NEW_STREAM_REUSE;
-        vconv = NULL;
-    }
-    if (!vconv) {
-        vconv = new_vsock_conv(pinfo, hdr, &key);
-        if (hdr->virtio_op != VIRTIO_VSOCK_OP_REQUEST && !vconv->is_dgram)
-            pa->flags |= VSOCK_A_UNKNOWN_CONNECTION;
-    }
-    *recent = vconv;
-    return vconv;
+    return conn;
 }
 
 /* Links are rare (control packets): allocated when the first one is set. */
-static vsock_packet_links_t *links_of(vsock_packet_analysis_t *pa)
+static vsock_packet_links_t *links_of(vsock_analysis_packet_t *record)
 {
-    if (!pa->links)
-        pa->links = wmem_new0(wmem_file_scope(), vsock_packet_links_t);
-    return pa->links;
+    if (!record->links)
+        record->links = wmem_new0(wmem_file_scope(), vsock_packet_links_t);
+    return record->links;
 }
 
 /* The sender's credit: what the peer's buffer can still take (virtio spec). */
-static bool flow_credit(const vsock_flow_t *sender, const vsock_flow_t *peer, int64_t *credit)
+static bool flow_credit(const vsock_analysis_flow_t *sender, const vsock_analysis_flow_t *peer, int64_t *credit)
 {
     if (!sender->tx_cnt_known || !peer->credit_known)
         return false;
@@ -277,24 +192,24 @@ static bool is_terminal(uint8_t state)
     return state == VSOCK_STATE_REFUSED || state == VSOCK_STATE_CLOSED || state == VSOCK_STATE_RESET;
 }
 
-static void link_answer(vsock_conv_t *vconv, packet_info *pinfo, vsock_packet_analysis_t *pa)
+static void link_answer(vsock_analysis_conn_t *conn, packet_info *pinfo, vsock_analysis_packet_t *record)
 {
     vsock_packet_links_t *links;
 
-    if (!vconv->request)
+    if (!conn->request)
         return;
-    links_of(vconv->request)->response_in = pinfo->num;
-    links = links_of(pa);
-    links->response_to = vconv->request_frame;
-    nstime_delta(&links->connect_time, &pinfo->abs_ts, &vconv->request_ts);
-    vconv->request = NULL;
+    links_of(conn->request)->response_in = pinfo->num;
+    links = links_of(record);
+    links->response_to = conn->request_frame;
+    nstime_delta(&links->connect_time, &pinfo->abs_ts, &conn->request_ts);
+    conn->request = NULL;
 }
 
 /* State after a SHUTDOWN: one side done sending is a half-close; a side that
  * shut both ways (close()) or both sides done sending is closing. */
-static uint8_t state_after_shutdown(const vsock_conv_t *vconv)
+static uint8_t state_after_shutdown(const vsock_analysis_conn_t *conn)
 {
-    uint32_t first = vconv->flow[0].shutdown_flags, second = vconv->flow[1].shutdown_flags;
+    const uint32_t first = conn->flow[0].shutdown_flags, second = conn->flow[1].shutdown_flags;
     const uint32_t both = VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND;
 
     if ((first & both) == both || (second & both) == both ||
@@ -304,34 +219,35 @@ static uint8_t state_after_shutdown(const vsock_conv_t *vconv)
         return VSOCK_STATE_HALF_CLOSED_CLIENT;
     if (second & VIRTIO_VSOCK_SHUTDOWN_SEND)
         return VSOCK_STATE_HALF_CLOSED_SERVER;
-    return vconv->state;
+    return conn->state;
 }
 
-static void track_rst(vsock_conv_t *vconv, packet_info *pinfo, vsock_packet_analysis_t *pa, uint8_t dir)
+static void track_rst(vsock_analysis_conn_t *conn, packet_info *pinfo, vsock_analysis_packet_t *record,
+                      uint8_t dir)
 {
-    vsock_flow_t *peer = &vconv->flow[1 - dir];
+    vsock_analysis_flow_t *peer = &conn->flow[1 - dir];
 
-    vconv->flow[dir].rst_sent = true;
+    conn->flow[dir].rst_sent = true;
     if (peer->unanswered_shutdown) {
         links_of(peer->unanswered_shutdown)->rst_in = pinfo->num;
-        links_of(pa)->shutdown_frame = peer->unanswered_shutdown_frame;
+        links_of(record)->shutdown_frame = peer->unanswered_shutdown_frame;
         peer->unanswered_shutdown = NULL;
     }
-    switch (vconv->state) {
+    switch (conn->state) {
     case VSOCK_STATE_CONNECTING:
-        link_answer(vconv, pinfo, pa);
-        vconv->state = VSOCK_STATE_REFUSED;
-        pa->flags |= VSOCK_A_REFUSED;
+        link_answer(conn, pinfo, record);
+        conn->state = VSOCK_STATE_REFUSED;
+        record->flags |= VSOCK_A_REFUSED;
         break;
     case VSOCK_STATE_HALF_CLOSED_CLIENT:
     case VSOCK_STATE_HALF_CLOSED_SERVER:
     case VSOCK_STATE_CLOSING:
-        vconv->state = VSOCK_STATE_CLOSED;
+        conn->state = VSOCK_STATE_CLOSED;
         break;
     case VSOCK_STATE_UNKNOWN:
     case VSOCK_STATE_ESTABLISHED:
-        vconv->state = VSOCK_STATE_RESET;
-        pa->flags |= VSOCK_A_RESET;
+        conn->state = VSOCK_STATE_RESET;
+        record->flags |= VSOCK_A_RESET;
         break;
     default:
         break; /* duplicate RSTs after a close are normal */
@@ -339,32 +255,29 @@ static void track_rst(vsock_conv_t *vconv, packet_info *pinfo, vsock_packet_anal
 }
 
 /* Credit accounting of an RW from dir: before it, the sender's credit. */
-static void track_rw(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, uint8_t dir, uint32_t len)
+static void track_rw(vsock_analysis_conn_t *conn, vsock_analysis_packet_t *record, uint8_t dir, uint32_t len)
 {
-    vsock_flow_t *sender = &vconv->flow[dir], *peer = &vconv->flow[1 - dir];
+    vsock_analysis_flow_t *sender = &conn->flow[dir], *peer = &conn->flow[1 - dir];
     int64_t credit = 0;
 
     if (sender->shutdown_flags & VIRTIO_VSOCK_SHUTDOWN_SEND)
-        pa->flags |= VSOCK_A_DATA_AFTER_SHUTDOWN;
+        record->flags |= VSOCK_A_DATA_AFTER_SHUTDOWN;
     if (sender->rst_sent || peer->rst_sent)
-        pa->flags |= VSOCK_A_DATA_AFTER_RST;
-    if (vconv->state == VSOCK_STATE_CONNECTING)
-        pa->flags |= VSOCK_A_DATA_BEFORE_CONNECT;
+        record->flags |= VSOCK_A_DATA_AFTER_RST;
+    if (conn->state == VSOCK_STATE_CONNECTING)
+        record->flags |= VSOCK_A_DATA_BEFORE_CONNECT;
 
-    if (sender->seq == 0 && vconv->start_seen)
-        pa->pflags |= VSOCK_P_STREAM_START;
     if (flow_credit(sender, peer, &credit)) {
-        pa->pflags |= VSOCK_P_HAS_CREDIT;
-        pa->peer_buf_alloc = peer->buf_alloc;
+        record->has_credit = true;
+        record->peer_buf_alloc = peer->buf_alloc;
         if ((int64_t)len > credit)
-            pa->flags |= VSOCK_A_CREDIT_VIOLATION;
+            record->flags |= VSOCK_A_CREDIT_VIOLATION;
     }
     sender->tx_cnt += len;
-    sender->seq += len;
-    if (pa->pflags & VSOCK_P_HAS_CREDIT) {
-        pa->bytes_in_flight = sender->tx_cnt - peer->fwd_cnt;
+    if (record->has_credit) {
+        record->bytes_in_flight = sender->tx_cnt - peer->fwd_cnt;
         if (credit - (int64_t)len <= 0 && len > 0) {
-            pa->flags |= VSOCK_A_CREDIT_EXHAUSTED;
+            record->flags |= VSOCK_A_CREDIT_EXHAUSTED;
             sender->stalled = true;
         }
     }
@@ -372,150 +285,127 @@ static void track_rw(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, uint8_t d
 
 /* Every packet advertises its sender's buf_alloc and fwd_cnt: the credit of
  * the other direction. */
-static void track_advertised_credit(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, uint8_t dir,
-                                    const vsock_hdr_t *hdr)
+static void track_advertised_credit(vsock_analysis_conn_t *conn, vsock_analysis_packet_t *record, uint8_t dir,
+                                    const vsock_packet_info_t *packet)
 {
-    vsock_flow_t *sender = &vconv->flow[dir], *peer = &vconv->flow[1 - dir];
+    vsock_analysis_flow_t *sender = &conn->flow[dir], *peer = &conn->flow[1 - dir];
     int64_t credit;
 
     /* An RST for an unknown socket carries zeros: it advertises nothing. */
-    if (hdr->virtio_op == VIRTIO_VSOCK_OP_RST)
+    if (packet->virtio_op == VIRTIO_VSOCK_OP_RST)
         return;
-    if (sender->credit_known && (int32_t)(hdr->fwd_cnt - sender->fwd_cnt) < 0)
-        pa->flags |= VSOCK_A_FWD_CNT_BACKWARDS;
-    sender->buf_alloc = hdr->buf_alloc;
-    sender->fwd_cnt = hdr->fwd_cnt;
+    if (sender->credit_known && (int32_t)(packet->fwd_cnt - sender->fwd_cnt) < 0)
+        record->flags |= VSOCK_A_FWD_CNT_BACKWARDS;
+    sender->buf_alloc = packet->buf_alloc;
+    sender->fwd_cnt = packet->fwd_cnt;
     sender->credit_known = true;
 
     /* Tracked from mid-connection: assume nothing of the peer's was in flight. */
     if (!peer->tx_cnt_known) {
-        peer->tx_cnt = hdr->fwd_cnt;
+        peer->tx_cnt = packet->fwd_cnt;
         peer->tx_cnt_known = true;
     }
     if (peer->stalled && flow_credit(peer, sender, &credit) && credit > 0) {
-        pa->flags |= VSOCK_A_CREDIT_REOPENED;
+        record->flags |= VSOCK_A_CREDIT_REOPENED;
         peer->stalled = false;
     }
 }
 
-static void track_operation(vsock_conv_t *vconv, packet_info *pinfo, vsock_packet_analysis_t *pa,
-                            uint8_t dir, const vsock_hdr_t *hdr)
+static void track_operation(vsock_analysis_conn_t *conn, packet_info *pinfo, vsock_analysis_packet_t *record,
+                            uint8_t dir, const vsock_packet_info_t *packet)
 {
-    vsock_flow_t *sender = &vconv->flow[dir], *peer = &vconv->flow[1 - dir];
+    vsock_analysis_flow_t *sender = &conn->flow[dir], *peer = &conn->flow[1 - dir];
 
-    switch (hdr->virtio_op) {
+    switch (packet->virtio_op) {
     case VIRTIO_VSOCK_OP_REQUEST:
-        vconv->state = VSOCK_STATE_CONNECTING;
-        vconv->request = pa;
-        vconv->request_frame = pinfo->num;
-        vconv->request_ts = pinfo->abs_ts;
+        conn->state = VSOCK_STATE_CONNECTING;
+        conn->request = record;
+        conn->request_frame = pinfo->num;
+        conn->request_ts = pinfo->abs_ts;
         sender->tx_cnt_known = true;   /* a connection's counters start at zero */
         peer->tx_cnt_known = true;
         break;
     case VIRTIO_VSOCK_OP_RESPONSE:
-        if (vconv->state == VSOCK_STATE_CONNECTING)
-            link_answer(vconv, pinfo, pa);
-        if (vconv->state == VSOCK_STATE_CONNECTING || vconv->state == VSOCK_STATE_UNKNOWN)
-            vconv->state = VSOCK_STATE_ESTABLISHED;
+        if (conn->state == VSOCK_STATE_CONNECTING)
+            link_answer(conn, pinfo, record);
+        if (conn->state == VSOCK_STATE_CONNECTING || conn->state == VSOCK_STATE_UNKNOWN)
+            conn->state = VSOCK_STATE_ESTABLISHED;
         break;
     case VIRTIO_VSOCK_OP_RST:
-        track_rst(vconv, pinfo, pa, dir);
+        track_rst(conn, pinfo, record, dir);
         break;
     case VIRTIO_VSOCK_OP_SHUTDOWN:
-        sender->shutdown_flags |= hdr->flags;
-        sender->unanswered_shutdown = pa;
+        sender->shutdown_flags |= packet->flags;
+        sender->unanswered_shutdown = record;
         sender->unanswered_shutdown_frame = pinfo->num;
-        if (!is_terminal(vconv->state))
-            vconv->state = state_after_shutdown(vconv);
+        if (!is_terminal(conn->state))
+            conn->state = state_after_shutdown(conn);
         break;
     case VIRTIO_VSOCK_OP_RW:
-        track_rw(vconv, pa, dir, hdr->len);
+        track_rw(conn, record, dir, packet->len);
         break;
     case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
-        sender->unanswered_credit_request = pa;
+        sender->unanswered_credit_request = record;
         sender->unanswered_credit_request_frame = pinfo->num;
         break;
     case VIRTIO_VSOCK_OP_CREDIT_UPDATE:
         if (peer->unanswered_credit_request) {
             links_of(peer->unanswered_credit_request)->credit_update_in = pinfo->num;
-            links_of(pa)->credit_request_frame = peer->unanswered_credit_request_frame;
+            links_of(record)->credit_request_frame = peer->unanswered_credit_request_frame;
             peer->unanswered_credit_request = NULL;
         }
         break;
     default:
         break;
     }
-    track_advertised_credit(vconv, pa, dir, hdr);
+    track_advertised_credit(conn, record, dir, packet);
 }
 
-/* Datagrams have no connection: offsets and times only. */
-static void track_dgram(vsock_conv_t *vconv, vsock_packet_analysis_t *pa, uint8_t dir, const vsock_hdr_t *hdr)
+static void analyse_first_pass(packet_info *pinfo, const vsock_packet_info_t *packet, vsock_analysis_packet_t *record)
 {
-    if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW)
-        vconv->flow[dir].seq += hdr->len;
-    pa->state = VSOCK_STATE_UNKNOWN;
+    const vsock_conv_packet_t *cp = packet->conv;
+    vsock_analysis_conn_t *conn = get_conn(cp, packet);
+
+    record->analysed = true;
+    if (cp->flags & VSOCK_CONV_P_MIDSTREAM)
+        record->flags |= VSOCK_A_UNKNOWN_CONNECTION;
+    if (cp->flags & VSOCK_CONV_P_REUSED_PORTS)
+        record->flags |= VSOCK_A_REUSED_PORTS;
+    /* Datagrams have no connection to analyse. */
+    if (conn->is_dgram)
+        return;
+    track_operation(conn, pinfo, record, cp->direction, packet);
+    record->state = conn->state;
 }
 
-static void analyze_first_pass(packet_info *pinfo, const vsock_hdr_t *hdr, vsock_packet_analysis_t *pa)
+const vsock_analysis_packet_t *vsock_analysis_track(packet_info *pinfo, const vsock_packet_info_t *packet)
 {
-    vsock_conv_t *vconv = get_vsock_conv(pinfo, hdr, pa);
-    uint8_t dir = (hdr->src_cid == vconv->flow[0].cid && hdr->src_port == vconv->flow[0].port) ? 0 : 1;
-    nstime_t delta;
+    vsock_analysis_packet_t *record;
 
-    pa->conv = vconv;
-    pa->direction = dir;
-    pa->seq = vconv->flow[dir].seq;
-    nstime_delta(&delta, &pinfo->abs_ts, &vconv->ts_prev);
-    pa->time_delta_ns = (int64_t)delta.secs * 1000000000 + delta.nsecs;
-    vconv->ts_prev = pinfo->abs_ts;
-
-    if (vconv->is_dgram)
-        track_dgram(vconv, pa, dir, hdr);
-    else
-        track_operation(vconv, pinfo, pa, dir, hdr);
-    if (!vconv->is_dgram)
-        pa->state = vconv->state;
-}
-
-vsock_packet_analysis_t *vsock_analyze_packet(packet_info *pinfo, vsock_hdr_t *hdr)
-{
-    vsock_packet_analysis_t *pa;
-
-    /* Only virtio packets carry what connection tracking needs. */
-    if (!vsock_analyze || !hdr->has_virtio)
+    /* Only virtio packets carry what the analysis needs. */
+    if (!vsock_analyze || !packet->has_virtio || !packet->conv)
         return NULL;
-    pa = record_slot(pinfo->num, !PINFO_FD_VISITED(pinfo));
-    if (pa && !pa->conv) {
-        if (PINFO_FD_VISITED(pinfo))
-            pa = NULL; /* tracking was off on the first pass */
-        else
-            analyze_first_pass(pinfo, hdr, pa);
-    }
-    hdr->analysis = pa;
-    return pa;
+    record = (vsock_analysis_packet_t *)vsock_records_get(&packet_records, pinfo->num, !PINFO_FD_VISITED(pinfo));
+    if (record && !record->analysed && !PINFO_FD_VISITED(pinfo))
+        analyse_first_pass(pinfo, packet, record);
+    return record && record->analysed ? record : NULL;
 }
 
-const vsock_packet_analysis_t *vsock_get_packet_analysis(packet_info *pinfo)
+bool vsock_analysis_state(packet_info *pinfo, uint8_t *state)
 {
-    const vsock_packet_analysis_t *pa = record_slot(pinfo->num, false);
+    const vsock_analysis_packet_t *record =
+        (const vsock_analysis_packet_t *)vsock_records_get(&packet_records, pinfo->num, false);
 
-    return pa && pa->conv ? pa : NULL;
+    if (!record || !record->analysed)
+        return false;
+    *state = record->state;
+    return true;
 }
 
-uint32_t vsock_packet_stream(const vsock_packet_analysis_t *pa)
+/* The sender's credit before an RW (with has_credit). */
+static int64_t packet_peer_free(const vsock_analysis_packet_t *record, const vsock_packet_info_t *packet)
 {
-    return pa->conv->stream;
-}
-
-/* The sender's credit before an RW (with VSOCK_P_HAS_CREDIT). */
-static int64_t packet_peer_free(const vsock_packet_analysis_t *pa, const vsock_hdr_t *hdr)
-{
-    return (int64_t)pa->peer_buf_alloc - (uint32_t)(pa->bytes_in_flight - hdr->len);
-}
-
-vsock_payload_flow_t *vsock_payload_flow(const vsock_packet_analysis_t *pa, uint8_t direction)
-{
-    return &pa->conv->flow[direction].payload;
+    return (int64_t)record->peer_buf_alloc - (uint32_t)(record->bytes_in_flight - packet->len);
 }
 
 static void add_frame_link(proto_tree *tree, int hf, tvbuff_t *tvb, uint32_t frame)
@@ -524,55 +414,47 @@ static void add_frame_link(proto_tree *tree, int hf, tvbuff_t *tvb, uint32_t fra
         proto_item_set_generated(proto_tree_add_uint(tree, hf, tvb, 0, 0, frame));
 }
 
-static void add_analysis_experts(packet_info *pinfo, proto_item *item, const vsock_hdr_t *hdr,
-                                 const vsock_packet_analysis_t *pa)
+static void add_analysis_experts(packet_info *pinfo, proto_item *item, const vsock_packet_info_t *packet,
+                                 const vsock_analysis_packet_t *record)
 {
     for (size_t i = 0; i < array_length(vsock_flag_experts); i++) {
-        if (!(pa->flags & vsock_flag_experts[i].flag))
+        if (!(record->flags & vsock_flag_experts[i].flag))
             continue;
         if (vsock_flag_experts[i].flag == VSOCK_A_CREDIT_VIOLATION)
             expert_add_info_format(pinfo, item, vsock_flag_experts[i].ei,
                                    "RW of %u bytes exceeds the sender's credit of %" PRId64 " bytes",
-                                   hdr->len, packet_peer_free(pa, hdr));
+                                   packet->len, packet_peer_free(record, packet));
         else if (vsock_flag_experts[i].flag == VSOCK_A_REFUSED)
             expert_add_info_format(pinfo, item, vsock_flag_experts[i].ei,
                                    "Connection refused: the REQUEST in frame %u was answered by RST",
-                                   pa->links ? pa->links->response_to : 0);
+                                   record->links ? record->links->response_to : 0);
         else
             expert_add_info(pinfo, item, vsock_flag_experts[i].ei);
     }
+    /* Only a later pass knows that no answer ever came. */
+    if (packet->virtio_op == VIRTIO_VSOCK_OP_REQUEST && !(record->links && record->links->response_in) &&
+        PINFO_FD_VISITED(pinfo))
+        expert_add_info(pinfo, item, &ei_vsock_analysis_no_response);
+}
+
+void vsock_analysis_tag_info(packet_info *pinfo, const vsock_analysis_packet_t *record)
+{
     /* Backwards, as each tag is prepended: the Info column lists them in table order. */
     for (size_t n = array_length(vsock_flag_experts); n > 0; n--) {
-        if ((pa->flags & vsock_flag_experts[n - 1].flag) && vsock_flag_experts[n - 1].tag)
+        if ((record->flags & vsock_flag_experts[n - 1].flag) && vsock_flag_experts[n - 1].tag)
             col_prepend_fence_fstr(pinfo->cinfo, COL_INFO, "[%s] ", vsock_flag_experts[n - 1].tag);
     }
-    /* Only a later pass knows that no answer ever came. */
-    if (hdr->virtio_op == VIRTIO_VSOCK_OP_REQUEST && !(pa->links && pa->links->response_in) &&
-        PINFO_FD_VISITED(pinfo))
-        expert_add_info(pinfo, item, &ei_vsock_no_response);
 }
 
 void vsock_analysis_add_tree(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
-                             const vsock_hdr_t *hdr, const vsock_packet_analysis_t *pa)
+                             const vsock_packet_info_t *packet, const vsock_analysis_packet_t *record)
 {
+    const vsock_packet_links_t *links = record->links;
     proto_item *item;
     proto_tree *analysis_tree;
-    nstime_t time_relative, time_delta;
-    const vsock_packet_links_t *links = pa->links;
 
-    proto_item_set_generated(proto_tree_add_uint(tree, hf_vsock_stream, tvb, 0, 0, pa->conv->stream));
-    if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW) {
-        proto_item_set_generated(proto_tree_add_uint64(tree, hf_vsock_seq, tvb, 0, 0, pa->seq));
-        proto_item_set_generated(proto_tree_add_uint64(tree, hf_vsock_nxtseq, tvb, 0, 0, pa->seq + hdr->len));
-    }
-    nstime_delta(&time_relative, &pinfo->abs_ts, &pa->conv->ts_first);
-    time_delta.secs = (time_t)(pa->time_delta_ns / 1000000000);
-    time_delta.nsecs = (int)(pa->time_delta_ns % 1000000000);
-    proto_item_set_generated(proto_tree_add_time(tree, hf_vsock_time_relative, tvb, 0, 0, &time_relative));
-    proto_item_set_generated(proto_tree_add_time(tree, hf_vsock_time_delta, tvb, 0, 0, &time_delta));
-    if (hdr->type != VIRTIO_VSOCK_TYPE_DGRAM)
-        proto_item_set_generated(proto_tree_add_uint(tree, hf_vsock_state, tvb, 0, 0, pa->state));
-
+    if (packet->type != VIRTIO_VSOCK_TYPE_DGRAM)
+        proto_item_set_generated(proto_tree_add_uint(tree, hf_vsock_state, tvb, 0, 0, record->state));
     if (links) {
         add_frame_link(tree, hf_vsock_response_in, tvb, links->response_in);
         add_frame_link(tree, hf_vsock_response_to, tvb, links->response_to);
@@ -588,31 +470,18 @@ void vsock_analysis_add_tree(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree
     item = proto_tree_add_item(tree, hf_vsock_analysis, tvb, 0, 0, ENC_NA);
     proto_item_set_generated(item);
     analysis_tree = proto_item_add_subtree(item, ett_vsock_analysis);
-    if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW && (pa->pflags & VSOCK_P_HAS_CREDIT)) {
+    if (packet->virtio_op == VIRTIO_VSOCK_OP_RW && record->has_credit) {
         proto_item_set_generated(proto_tree_add_int64(analysis_tree, hf_vsock_analysis_peer_free, tvb, 0, 0,
-                                                      packet_peer_free(pa, hdr)));
+                                                      packet_peer_free(record, packet)));
         proto_item_set_generated(proto_tree_add_uint(analysis_tree, hf_vsock_analysis_bytes_in_flight, tvb, 0, 0,
-                                                     pa->bytes_in_flight));
+                                                     record->bytes_in_flight));
     }
-    add_analysis_experts(pinfo, item, hdr, pa);
+    add_analysis_experts(pinfo, item, packet, record);
 }
 
-void vsock_analysis_register(int proto)
+void vsock_analysis_register(int proto, module_t *prefs, expert_module_t *expert)
 {
     static hf_register_info hf[] = {
-        { &hf_vsock_stream,
-          { "Stream index", "vsock.stream", FT_UINT32, BASE_DEC, NULL, 0x0, NULL, HFILL } },
-        { &hf_vsock_seq,
-          { "Sequence offset", "vsock.seq", FT_UINT64, BASE_DEC, NULL, 0x0,
-            "Offset of this packet's first payload byte in its direction", HFILL } },
-        { &hf_vsock_nxtseq,
-          { "Next sequence offset", "vsock.nxtseq", FT_UINT64, BASE_DEC, NULL, 0x0, NULL, HFILL } },
-        { &hf_vsock_time_relative,
-          { "Time since first packet of the stream", "vsock.time_relative", FT_RELATIVE_TIME, BASE_NONE,
-            NULL, 0x0, NULL, HFILL } },
-        { &hf_vsock_time_delta,
-          { "Time since previous packet of the stream", "vsock.time_delta", FT_RELATIVE_TIME, BASE_NONE,
-            NULL, 0x0, NULL, HFILL } },
         { &hf_vsock_state,
           { "Connection state", "vsock.state", FT_UINT8, BASE_DEC, VALS(vsock_state_vals), 0x0,
             "State of the connection after this packet", HFILL } },
@@ -649,59 +518,53 @@ void vsock_analysis_register(int proto)
         &ett_vsock_analysis,
     };
     static ei_register_info ei[] = {
-        { &ei_vsock_unknown_connection,
+        { &ei_vsock_analysis_unknown_connection,
           { "vsock.analysis.unknown_connection", PI_SEQUENCE, PI_NOTE,
             "Packet of a connection whose start was not captured: tracked from here", EXPFILL } },
-        { &ei_vsock_credit_violation,
+        { &ei_vsock_analysis_credit_violation,
           { "vsock.analysis.credit_violation", PI_PROTOCOL, PI_WARN,
             "RW exceeds the sender's credit", EXPFILL } },
-        { &ei_vsock_credit_exhausted,
+        { &ei_vsock_analysis_credit_exhausted,
           { "vsock.analysis.credit_exhausted", PI_SEQUENCE, PI_WARN,
             "Credit exhausted: the sender must wait for a credit update", EXPFILL } },
-        { &ei_vsock_credit_reopened,
+        { &ei_vsock_analysis_credit_reopened,
           { "vsock.analysis.credit_reopened", PI_SEQUENCE, PI_CHAT,
             "Credit reopened: the stalled sender may send again", EXPFILL } },
-        { &ei_vsock_fwd_cnt_backwards,
+        { &ei_vsock_analysis_fwd_cnt_backwards,
           { "vsock.analysis.fwd_cnt_backwards", PI_PROTOCOL, PI_WARN,
             "fwd_cnt went backwards", EXPFILL } },
-        { &ei_vsock_data_after_shutdown,
+        { &ei_vsock_analysis_data_after_shutdown,
           { "vsock.analysis.data_after_shutdown", PI_PROTOCOL, PI_WARN,
             "Data after the sender's SHUTDOWN (send)", EXPFILL } },
-        { &ei_vsock_data_after_rst,
+        { &ei_vsock_analysis_data_after_rst,
           { "vsock.analysis.data_after_rst", PI_PROTOCOL, PI_WARN,
             "Data after RST", EXPFILL } },
-        { &ei_vsock_data_before_connect,
+        { &ei_vsock_analysis_data_before_connect,
           { "vsock.analysis.data_before_connect", PI_PROTOCOL, PI_WARN,
             "Data before the connection was established", EXPFILL } },
-        { &ei_vsock_stream_reused,
+        { &ei_vsock_analysis_reused_ports,
           { "vsock.analysis.reused_ports", PI_SEQUENCE, PI_NOTE,
             "A new connection reuses the CIDs and ports of an earlier stream", EXPFILL } },
-        { &ei_vsock_no_response,
+        { &ei_vsock_analysis_no_response,
           { "vsock.analysis.no_response", PI_SEQUENCE, PI_WARN,
             "REQUEST never answered", EXPFILL } },
-        { &ei_vsock_refused,
+        { &ei_vsock_analysis_refused,
           { "vsock.analysis.refused", PI_SEQUENCE, PI_WARN,
             "Connection refused", EXPFILL } },
-        { &ei_vsock_reset,
+        { &ei_vsock_analysis_reset,
           { "vsock.analysis.reset", PI_SEQUENCE, PI_WARN,
             "Connection reset: RST without SHUTDOWN", EXPFILL } },
     };
-    expert_module_t *expert;
-    module_t *module;
 
-    proto_vsock = proto;
     proto_register_field_array(proto, hf, array_length(hf));
     proto_register_subtree_array(ett, array_length(ett));
-    expert = expert_register_protocol(proto);
     expert_register_field_array(expert, ei, array_length(ei));
-    register_init_routine(vsock_analysis_init_routine);
-    vsock_connections = wmem_map_new_autoreset(wmem_epan_scope(), wmem_file_scope(), conv_key_hash, conv_key_equal);
-
-    module = prefs_find_module("vsock");
-    if (module == NULL)
-        module = prefs_register_protocol(proto, NULL);
-    prefs_register_bool_preference(module, "analyze_connections", "Analyze vsock connections",
-                                   "Track connections: streams, state, links between requests and answers, "
-                                   "credit flow control and the expert info about them",
+    register_init_routine(vsock_analysis_init);
+    conn_slot = vsock_conversation_new_data_slot();
+    prefs_register_bool_preference(prefs, "analyze_connections", "Analyze vsock connections",
+                                   "Connection state, the links between requests and their answers, "
+                                   "credit flow control and the expert info about them. Streams "
+                                   "(vsock.stream), Follow, reassembly and the payload hand-off work "
+                                   "without it.",
                                    &vsock_analyze);
 }

@@ -21,16 +21,30 @@
 
 #include "vsock-compat.h"
 #include "packet-vsock.h"
+#include "packet-vsock-conversation.h"
 #include "packet-vsock-payload.h"
 
 /* The ports the Decode As dialog offers: per-packet data (pinfo->pool), as
  * deeper layers may change pinfo->srcport and pinfo->destport. */
+#define DECODE_AS_PORTS_KEY 0
 typedef struct vsock_decode_as_ports {
     uint32_t src;
     uint32_t dst;
 } vsock_decode_as_ports_t;
 
+/* What the hand-off remembers of a connection (kept with it). Frame numbers,
+ * not flags: a later pass must decide as the first did, packet by packet. */
+typedef struct vsock_payload_conn {
+    /* Per direction: no heuristic recognised the direction's first payload,
+     * in this frame; later payloads are not offered to them (0: never). */
+    uint32_t heuristics_refused_in[2];
+    uint32_t http2_from_frame;       /* HTTP/2's heuristic accepted this frame (0: never) */
+    dissector_handle_t connection_dissector; /* vsock_set_connection_dissector() ... */
+    uint32_t connection_dissector_from;      /* ... in this frame */
+} vsock_payload_conn_t;
+
 static int proto_vsock = -1;
+static int conn_slot = -1;
 static heur_dissector_list_t heur_subdissector_list;
 static dissector_table_t port_subdissector_table;
 static dissector_handle_t data_handle;
@@ -42,7 +56,7 @@ static vsock_pref_bool heuristics_every_packet = false;
 static vsock_decode_as_ports_t packet_ports(packet_info *pinfo)
 {
     const vsock_decode_as_ports_t *ports =
-        (const vsock_decode_as_ports_t *)p_get_proto_data(pinfo->pool, pinfo, proto_vsock, 0);
+        (const vsock_decode_as_ports_t *)p_get_proto_data(pinfo->pool, pinfo, proto_vsock, DECODE_AS_PORTS_KEY);
     vsock_decode_as_ports_t none = { 0, 0 };
 
     return ports ? *ports : none;
@@ -82,31 +96,49 @@ static bool try_changed_port(uint32_t port, tvbuff_t *tvb, packet_info *pinfo, p
            dissector_try_uint_with_data(port_subdissector_table, port, tvb, pinfo, tree, true, NULL) != 0;
 }
 
-/* Whether the heuristics are offered this payload: decided on the first pass
- * and stored with the packet, so that every pass hands it to the same place. */
-static bool heuristics_wanted(packet_info *pinfo, const vsock_hdr_t *hdr)
+/* The hand-off's state of a connection; with create, made if missing. */
+static vsock_payload_conn_t *payload_conn(const vsock_conv_packet_t *cp, bool create)
 {
-    vsock_packet_analysis_t *pa = hdr->analysis;
+    vsock_payload_conn_t *conn;
 
-    if (!pa || heuristics_every_packet)
-        return true;
-    if (!PINFO_FD_VISITED(pinfo) && vsock_payload_flow(pa, pa->direction)->heuristics_refused)
-        pa->pflags |= VSOCK_P_SKIP_HEURISTICS;
-    return !(pa->pflags & VSOCK_P_SKIP_HEURISTICS);
+    if (!cp)
+        return NULL;
+    conn = (vsock_payload_conn_t *)vsock_conversation_get_data(cp->conv, conn_slot);
+    if (!conn && create) {
+        conn = wmem_new0(wmem_file_scope(), vsock_payload_conn_t);
+        vsock_conversation_set_data(cp->conv, conn_slot, conn);
+    }
+    return conn;
 }
 
-static bool try_heuristics(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
+/* Whether the heuristics are offered this payload: not after they all
+ * refused the first payload of its direction (in an earlier frame). */
+static bool heuristics_wanted(packet_info *pinfo, const vsock_conv_packet_t *cp)
+{
+    const vsock_payload_conn_t *conn = payload_conn(cp, false);
+    uint32_t refused_in;
+
+    if (!conn || heuristics_every_packet)
+        return true;
+    refused_in = conn->heuristics_refused_in[cp->direction];
+    return !(refused_in && pinfo->num > refused_in);
+}
+
+static bool try_heuristics(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_conv_packet_t *cp)
 {
     heur_dtbl_entry_t *hdtbl_entry;
-    vsock_packet_analysis_t *pa = hdr->analysis;
 
-    if (!heuristics_wanted(pinfo, hdr))
+    if (!heuristics_wanted(pinfo, cp))
         return false;
     if (dissector_try_heuristic(heur_subdissector_list, tvb, pinfo, tree, &hdtbl_entry, NULL))
         return true;
     /* Refused at the very start of the direction: give up on it. */
-    if (pa && !PINFO_FD_VISITED(pinfo) && (pa->pflags & VSOCK_P_STREAM_START))
-        vsock_payload_flow(pa, pa->direction)->heuristics_refused = true;
+    if (cp && !PINFO_FD_VISITED(pinfo) && (cp->flags & VSOCK_CONV_P_STREAM_START)) {
+        vsock_payload_conn_t *conn = payload_conn(cp, true);
+
+        if (!conn->heuristics_refused_in[cp->direction])
+            conn->heuristics_refused_in[cp->direction] = pinfo->num;
+    }
     return false;
 }
 
@@ -120,57 +152,51 @@ static bool try_ports(uint32_t low_port, uint32_t high_port, tvbuff_t *tvb, pack
 
 void vsock_set_connection_dissector(packet_info *pinfo, dissector_handle_t handle)
 {
-    const vsock_packet_analysis_t *pa = vsock_get_packet_analysis(pinfo);
+    vsock_payload_conn_t *conn;
 
-    if (!pa || PINFO_FD_VISITED(pinfo))
+    if (PINFO_FD_VISITED(pinfo) || (conn = payload_conn(vsock_conversation_packet(pinfo), true)) == NULL)
         return;
-    for (uint8_t direction = 0; direction < 2; direction++) {
-        vsock_payload_flow_t *flow = vsock_payload_flow(pa, direction);
-
-        flow->connection_dissector = handle;
-        flow->connection_dissector_from = pinfo->num;
-    }
+    conn->connection_dissector = handle;
+    conn->connection_dissector_from = pinfo->num;
 }
 
 /* A dissector that took the connection (vsock_set_connection_dissector) gets
  * its later payloads first, as a conversation dissector does over TCP. */
-static bool try_connection_dissector(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
+static bool try_connection_dissector(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
+                                     const vsock_conv_packet_t *cp)
 {
-    const vsock_payload_flow_t *flow;
+    const vsock_payload_conn_t *conn = payload_conn(cp, false);
 
-    if (!hdr->analysis)
-        return false;
-    flow = vsock_payload_flow(hdr->analysis, hdr->analysis->direction);
-    return flow->connection_dissector && pinfo->num > flow->connection_dissector_from &&
-           call_dissector_only(flow->connection_dissector, tvb, pinfo, tree, NULL) != 0;
+    return conn && conn->connection_dissector && pinfo->num > conn->connection_dissector_from &&
+           call_dissector_only(conn->connection_dissector, tvb, pinfo, tree, NULL) != 0;
 }
 
-void vsock_dissect_payload(tvbuff_t *payload_tvb, packet_info *pinfo, proto_tree *tree,
-                           const vsock_hdr_t *hdr)
+void vsock_payload_dissect(tvbuff_t *payload_tvb, packet_info *pinfo, proto_tree *tree,
+                           const vsock_packet_info_t *packet)
 {
-    const uint32_t low_port = MIN(hdr->src_port, hdr->dst_port);
-    const uint32_t high_port = MAX(hdr->src_port, hdr->dst_port);
+    const uint32_t low_port = MIN(packet->src_port, packet->dst_port);
+    const uint32_t high_port = MAX(packet->src_port, packet->dst_port);
     vsock_decode_as_ports_t *ports = wmem_new(pinfo->pool, vsock_decode_as_ports_t);
 
-    ports->src = hdr->src_port;
-    ports->dst = hdr->dst_port;
-    p_add_proto_data(pinfo->pool, pinfo, proto_vsock, 0, ports);
+    ports->src = packet->src_port;
+    ports->dst = packet->dst_port;
+    p_add_proto_data(pinfo->pool, pinfo, proto_vsock, DECODE_AS_PORTS_KEY, ports);
 
-    if (try_connection_dissector(payload_tvb, pinfo, tree, hdr))
+    if (try_connection_dissector(payload_tvb, pinfo, tree, packet->conv))
         return;
     if (try_changed_port(low_port, payload_tvb, pinfo, tree) ||
         try_changed_port(high_port, payload_tvb, pinfo, tree))
         return;
-    if (try_heuristic_first && try_heuristics(payload_tvb, pinfo, tree, hdr))
+    if (try_heuristic_first && try_heuristics(payload_tvb, pinfo, tree, packet->conv))
         return;
     if (try_ports(low_port, high_port, payload_tvb, pinfo, tree))
         return;
-    if (!try_heuristic_first && try_heuristics(payload_tvb, pinfo, tree, hdr))
+    if (!try_heuristic_first && try_heuristics(payload_tvb, pinfo, tree, packet->conv))
         return;
     call_dissector(data_handle, payload_tvb, pinfo, tree);
 }
 
-void vsock_payload_register(int proto)
+void vsock_payload_register(int proto, module_t *prefs)
 {
     static build_valid_func src_values[] = { vsock_src_value };
     static build_valid_func dst_values[] = { vsock_dst_value };
@@ -184,26 +210,22 @@ void vsock_payload_register(int proto)
         "vsock", "vsock.port", 3, 2, decode_as_values, "vsock", "port(s) as",
         decode_as_default_populate_list, decode_as_default_reset, decode_as_default_change, NULL
     };
-    module_t *module;
 
     proto_vsock = proto;
+    conn_slot = vsock_conversation_new_data_slot();
 
     heur_subdissector_list = register_heur_dissector_list("vsock", proto);
     port_subdissector_table = register_dissector_table("vsock.port", "vsock port", proto,
                                                        FT_UINT32, BASE_DEC);
     register_decode_as(&decode_as);
 
-    /* A built-in that gains preferences one day must not make us abort. */
-    module = prefs_find_module("vsock");
-    if (module == NULL)
-        module = prefs_register_protocol(proto, NULL);
-    prefs_register_bool_preference(module, "try_heuristic_first",
+    prefs_register_bool_preference(prefs, "try_heuristic_first",
                                    "Try heuristic sub-dissectors first",
                                    "Offer payloads to the heuristic sub-dissectors before the port table "
                                    "(ports chosen with Decode As always come first). "
                                    "Turn this off to try the port table first.",
                                    &try_heuristic_first);
-    prefs_register_bool_preference(module, "heuristics_every_packet",
+    prefs_register_bool_preference(prefs, "heuristics_every_packet",
                                    "Offer every payload to the heuristic sub-dissectors",
                                    "By default, when no heuristic sub-dissector recognised the first payload "
                                    "of a direction of a connection (its start captured), the rest of that "
@@ -229,23 +251,22 @@ static heur_dissector_t http2_heuristic;
 static vsock_cb_bool http2_heuristic_when_possible(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data)
 {
     static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    const vsock_packet_analysis_t *pa = vsock_get_packet_analysis(pinfo);
-    vsock_payload_flow_t *flow, *reverse;
+    const vsock_conv_packet_t *cp = vsock_conversation_packet(pinfo);
+    const vsock_payload_conn_t *known = payload_conn(cp, false);
+    const uint32_t from_frame = known ? known->http2_from_frame : 0;
+    vsock_payload_conn_t *conn;
 
-    if (!pa) /* connection tracking off: no memory of the connection */
+    if (!cp) /* no connection: no memory of it */
         return http2_heuristic(tvb, pinfo, tree, data);
-    flow = vsock_payload_flow(pa, pa->direction);
-    reverse = vsock_payload_flow(pa, (uint8_t)!pa->direction);
     /* Frame numbers, not a flag: a second pass must not ask it earlier. */
-    if (!(flow->http2_from_frame && pinfo->num >= flow->http2_from_frame) &&
+    if (!(from_frame && pinfo->num >= from_frame) &&
         tvb_memeql(tvb, 0, (const uint8_t *)preface, sizeof preface - 1) != 0)
         return false;
     if (!http2_heuristic(tvb, pinfo, tree, data))
         return false;
-    if (!flow->http2_from_frame) {
-        flow->http2_from_frame = pinfo->num;
-        reverse->http2_from_frame = pinfo->num;
-    }
+    conn = payload_conn(cp, true);
+    if (!conn->http2_from_frame)
+        conn->http2_from_frame = pinfo->num;
     return true;
 }
 

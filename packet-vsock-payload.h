@@ -1,5 +1,6 @@
 /* packet-vsock-payload.h
- * What application dissectors may ask of the vsock payload hand-off.
+ * The hand-off of vsock payloads to application dissectors: a dissector that
+ * took the connection, Decode As, heuristics, the vsock.port table, data.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -8,12 +9,23 @@
 #define PACKET_VSOCK_PAYLOAD_H
 
 #include <epan/packet.h>
+#include <epan/prefs.h>
 
-/* Called by a dissector that recognised the packet being dissected (on the
- * first pass; later passes ignore it): every later payload of the packet's
- * connection, both directions, goes to handle first, as with
- * conversation_set_dissector() over TCP. For protocols recognisable only by
- * their first bytes (a tunnel after its opening request). */
+#include "packet-vsock.h"
+
+/* For application dissectors: called by a dissector that recognised the
+ * packet being dissected (on the first pass; later passes ignore it): every
+ * later payload of the packet's connection, both directions, goes to handle
+ * first, as with conversation_set_dissector() over TCP. For protocols
+ * recognisable only by their first bytes (a tunnel after its opening request). */
 void vsock_set_connection_dissector(packet_info *pinfo, dissector_handle_t handle);
+
+/* Registers the heuristic list "vsock", the "vsock.port" table, Decode As and
+ * the preferences vsock.try_heuristic_first and vsock.heuristics_every_packet. */
+void vsock_payload_register(int proto, module_t *prefs);
+void vsock_payload_handoff(void);
+
+/* Hands application data (an RW payload, a reassembled PDU or message) on. */
+void vsock_payload_dissect(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_packet_info_t *packet);
 
 #endif /* PACKET_VSOCK_PAYLOAD_H */

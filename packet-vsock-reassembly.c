@@ -23,11 +23,14 @@
 
 #include "vsock-compat.h"
 #include "packet-vsock.h"
+#include "packet-vsock-conversation.h"
+#include "packet-vsock-payload.h"
+#include "packet-vsock-reassembly.h"
 
 #define NO_NEW_MSP UINT32_MAX
 
 /* One direction of a connection: the PDU or message being put together. */
-struct vsock_reassembly_flow {
+typedef struct vsock_reassembly_flow {
     bool msp_open;
     uint32_t msp_id;            /* reassembly id: the MSP's first frame */
     uint64_t msp_seq;           /* stream offset where the PDU starts */
@@ -36,11 +39,11 @@ struct vsock_reassembly_flow {
     bool msg_open;
     uint32_t msg_id;            /* seqpacket: the message's first frame */
     uint32_t msg_len;
-};
+} vsock_reassembly_flow_t;
 
 /* What the first pass decided for a packet that takes part in a reassembly;
  * later passes replay it. Packets handed on whole have none. */
-struct vsock_reassembly_packet {
+typedef struct vsock_reassembly_packet {
     uint32_t msp_id;            /* the packet's first msp_bytes continue this MSP (0: none) */
     uint32_t msp_bytes;
     bool msp_completes;
@@ -49,9 +52,13 @@ struct vsock_reassembly_packet {
     bool msg_completes;
     uint32_t msg_len;           /* at EOM: the message's length */
     bool msg_cut;          /* RST while a message was incomplete */
-};
+} vsock_reassembly_packet_t;
 
-static int proto_vsock = -1;
+static int conn_slot = -1;
+/* Frame number -> its record: only the few packets that take part have one.
+ * (Not p_add_proto_data: its key includes pinfo->curr_layer_num, which the
+ * subdissectors called before a record is made have moved on.) */
+static wmem_map_t *packet_records;
 static vsock_pref_bool vsock_desegment = true;
 static reassembly_table vsock_reassembly_table;
 
@@ -72,7 +79,7 @@ static int hf_vsock_reassembled_data = -1;
 static int ett_vsock_fragment = -1;
 static int ett_vsock_fragments = -1;
 
-static expert_field ei_vsock_message_cut = EI_INIT;
+static expert_field ei_vsock_seqpacket_message_cut = EI_INIT;
 
 static const fragment_items vsock_fragment_items = {
     &ett_vsock_fragment,
@@ -91,45 +98,56 @@ static const fragment_items vsock_fragment_items = {
     "vsock segments"
 };
 
-static vsock_reassembly_flow_t *get_flow(const vsock_packet_analysis_t *pa, uint8_t direction)
+/* The reassembly state of one direction of the packet's connection. */
+static vsock_reassembly_flow_t *get_flow(const vsock_conv_packet_t *cp)
 {
-    vsock_payload_flow_t *payload = vsock_payload_flow(pa, direction);
+    vsock_reassembly_flow_t *flows = (vsock_reassembly_flow_t *)vsock_conversation_get_data(cp->conv, conn_slot);
 
-    if (!payload->reassembly)
-        payload->reassembly = wmem_new0(wmem_file_scope(), vsock_reassembly_flow_t);
-    return payload->reassembly;
+    if (!flows) {
+        flows = wmem_alloc0_array(wmem_file_scope(), vsock_reassembly_flow_t, 2);
+        vsock_conversation_set_data(cp->conv, conn_slot, flows);
+    }
+    return &flows[cp->direction];
+}
+
+static const vsock_reassembly_packet_t *get_record(const packet_info *pinfo)
+{
+    return (const vsock_reassembly_packet_t *)wmem_map_lookup(packet_records, GUINT_TO_POINTER(pinfo->num));
 }
 
 /* First pass: the packet's record, made when it first takes part. */
-static vsock_reassembly_packet_t *record_of(vsock_packet_analysis_t *pa)
+static vsock_reassembly_packet_t *record_of(packet_info *pinfo)
 {
-    if (!pa->reassembly) {
-        pa->reassembly = wmem_new0(wmem_file_scope(), vsock_reassembly_packet_t);
-        pa->reassembly->new_msp_offset = NO_NEW_MSP;
+    vsock_reassembly_packet_t *record = (vsock_reassembly_packet_t *)get_record(pinfo);
+
+    if (!record) {
+        record = wmem_new0(wmem_file_scope(), vsock_reassembly_packet_t);
+        record->new_msp_offset = NO_NEW_MSP;
+        wmem_map_insert(packet_records, GUINT_TO_POINTER(pinfo->num), record);
     }
-    return pa->reassembly;
+    return record;
 }
 
 /* A PDU dissector that only asked for more bytes may have written the Info
  * column anyway; the segment keeps ours, as on a later pass. */
-static void call_payload_keep_info(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr);
+static void call_payload_keep_info(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_packet_info_t *packet);
 
 /* Application data to the subdissectors, which may ask for more (streams only). */
-static void call_payload(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
+static void call_payload(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_packet_info_t *packet,
                          bool can_desegment)
 {
     pinfo->can_desegment = can_desegment ? 2 : 0;
     pinfo->desegment_offset = 0;
     pinfo->desegment_len = 0;
-    vsock_dissect_payload(tvb, pinfo, tree, hdr);
+    vsock_payload_dissect(tvb, pinfo, tree, packet);
 }
 
-static void call_payload_keep_info(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
+static void call_payload_keep_info(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_packet_info_t *packet)
 {
     const char *info = col_get_text(pinfo->cinfo, COL_INFO);
     char *ours = info ? wmem_strdup(pinfo->pool, info) : NULL;
 
-    call_payload(tvb, pinfo, tree, hdr, true);
+    call_payload(tvb, pinfo, tree, packet, true);
     if (ours && pinfo->desegment_len != 0 && pinfo->desegment_offset == 0)
         col_add_str(pinfo->cinfo, COL_INFO, ours);
 }
@@ -190,7 +208,7 @@ static void carry_over(tvbuff_t *tvb, tvbuff_t *pdu_tvb, packet_info *pinfo, pro
 
 /* First pass, a segment that continues the open MSP. Returns how many of its
  * bytes the MSP took. */
-static uint32_t continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
+static uint32_t continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_packet_info_t *packet,
                             uint64_t seq, vsock_reassembly_flow_t *flow, vsock_reassembly_packet_t *rp)
 {
     const uint32_t len = tvb_reported_length(tvb);
@@ -219,7 +237,7 @@ static uint32_t continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree
      * MSP must not stay open on a reassembly that is already complete. */
     rp->msp_completes = true;
     flow->msp_open = false;
-    call_payload_keep_info(pdu_tvb, pinfo, tree, hdr);
+    call_payload_keep_info(pdu_tvb, pinfo, tree, packet);
     if (wants_more(pinfo) && pinfo->desegment_offset == 0) {
         /* Still short: keep collecting, this whole segment included. */
         uint32_t more = pinfo->desegment_len;
@@ -242,12 +260,12 @@ static uint32_t continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree
 
 /* First pass, bytes that start new PDUs; opens an MSP if the last is unfinished. */
 static void dissect_new_pdus(tvbuff_t *tvb, uint32_t offset, packet_info *pinfo, proto_tree *tree,
-                             const vsock_hdr_t *hdr, uint64_t seq, vsock_reassembly_flow_t *flow)
+                             const vsock_packet_info_t *packet, uint64_t seq, vsock_reassembly_flow_t *flow)
 {
     const uint32_t len = tvb_reported_length(tvb);
     uint32_t start;
 
-    call_payload_keep_info(tvb_new_subset_remaining(tvb, offset), pinfo, tree, hdr);
+    call_payload_keep_info(tvb_new_subset_remaining(tvb, offset), pinfo, tree, packet);
     if (!wants_more(pinfo) || pinfo->desegment_offset >= (int)(len - offset))
         return;
     start = offset + pinfo->desegment_offset;
@@ -256,36 +274,36 @@ static void dissect_new_pdus(tvbuff_t *tvb, uint32_t offset, packet_info *pinfo,
     flow->msp_seq = seq + start;
     flow->msp_nxtpdu = msp_end(seq + offset, len - offset, pinfo->desegment_len);
     flow->next_seq = seq + len;
-    record_of(hdr->analysis)->new_msp_offset = start;
+    record_of(pinfo)->new_msp_offset = start;
     fragment_add(&vsock_reassembly_table, tvb, start, pinfo, pinfo->num, NULL, 0, len - start, true);
     show_segment(tvb, start, pinfo, tree, NULL);
 }
 
-static void stream_first_pass(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
+static void stream_first_pass(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_packet_info_t *packet)
 {
-    vsock_packet_analysis_t *pa = hdr->analysis;
-    vsock_reassembly_flow_t *flow = get_flow(pa, pa->direction);
+    const vsock_conv_packet_t *cp = packet->conv;
+    vsock_reassembly_flow_t *flow = get_flow(cp);
     uint32_t offset = 0;
 
     /* A gap in the capture: the open PDU cannot be completed. */
-    if (flow->msp_open && flow->next_seq != pa->seq)
+    if (flow->msp_open && flow->next_seq != cp->seq)
         flow->msp_open = false;
     if (flow->msp_open)
-        offset = continue_msp(tvb, pinfo, tree, hdr, pa->seq, flow, record_of(pa));
+        offset = continue_msp(tvb, pinfo, tree, packet, cp->seq, flow, record_of(pinfo));
     if (offset < tvb_reported_length(tvb))
-        dissect_new_pdus(tvb, offset, pinfo, tree, hdr, pa->seq, flow);
+        dissect_new_pdus(tvb, offset, pinfo, tree, packet, cp->seq, flow);
 }
 
 /* Later passes: the same calls on the same bytes as the first pass made. */
-static void stream_replay(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
+static void stream_replay(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_packet_info_t *packet)
 {
-    const vsock_reassembly_packet_t *rp = hdr->analysis->reassembly;
+    const vsock_reassembly_packet_t *rp = get_record(pinfo);
     const uint32_t len = tvb_reported_length(tvb);
     uint32_t offset = 0;
     fragment_head *fd_head;
 
     if (!rp) {
-        call_payload(tvb, pinfo, tree, hdr, true);
+        call_payload(tvb, pinfo, tree, packet, true);
         return;
     }
 
@@ -298,16 +316,16 @@ static void stream_replay(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, c
         }
         call_payload(process_reassembled_data(tvb, 0, pinfo, "Reassembled vsock payload", fd_head,
                                               &vsock_fragment_items, NULL, tree),
-                     pinfo, tree, hdr, true);
+                     pinfo, tree, packet, true);
         offset = rp->msp_bytes;
     }
     if (rp->new_msp_offset == NO_NEW_MSP) {
         if (offset < len)
-            call_payload(tvb_new_subset_remaining(tvb, offset), pinfo, tree, hdr, true);
+            call_payload(tvb_new_subset_remaining(tvb, offset), pinfo, tree, packet, true);
         return;
     }
     if (rp->new_msp_offset > offset)
-        call_payload(tvb_new_subset_length(tvb, offset, rp->new_msp_offset - offset), pinfo, tree, hdr, true);
+        call_payload(tvb_new_subset_length(tvb, offset, rp->new_msp_offset - offset), pinfo, tree, packet, true);
     fd_head = fragment_get(&vsock_reassembly_table, pinfo, pinfo->num, NULL);
     show_segment(tvb, rp->new_msp_offset, pinfo, tree, fd_head && fd_head->reassembled_in ? fd_head : NULL);
 }
@@ -319,21 +337,20 @@ static void add_msg_len(proto_tree *tree, tvbuff_t *tvb, uint32_t msg_len)
 }
 
 /* Seqpacket: the RW packets of one message, up to the one with EOM. */
-static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr,
+static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_packet_info_t *packet,
                                  bool first_pass)
 {
-    vsock_packet_analysis_t *pa = hdr->analysis;
     const vsock_reassembly_packet_t *rp;
     fragment_head *fd_head;
 
     if (first_pass) {
-        vsock_reassembly_flow_t *flow = get_flow(pa, pa->direction);
-        const bool eom = (hdr->flags & VIRTIO_VSOCK_SEQ_EOM) != 0;
+        vsock_reassembly_flow_t *flow = get_flow(packet->conv);
+        const bool eom = (packet->flags & VIRTIO_VSOCK_SEQ_EOM) != 0;
         const uint32_t len = tvb_reported_length(tvb);
 
         /* A whole message in one packet needs no record. */
         if (flow->msg_open || !eom) {
-            vsock_reassembly_packet_t *record = record_of(pa);
+            vsock_reassembly_packet_t *record = record_of(pinfo);
 
             if (!flow->msg_open) {
                 flow->msg_open = true;
@@ -348,10 +365,10 @@ static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *
             flow->msg_open = !eom;
         }
     }
-    rp = pa->reassembly;
+    rp = get_record(pinfo);
     if (!rp || !rp->msg_id) {
         add_msg_len(tree, tvb, tvb_reported_length(tvb));
-        call_payload(tvb, pinfo, tree, hdr, false);
+        call_payload(tvb, pinfo, tree, packet, false);
         return;
     }
     if (rp->msg_completes)
@@ -360,55 +377,54 @@ static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *
     if (rp->msg_completes && fd_head) {
         call_payload(process_reassembled_data(tvb, 0, pinfo, "Reassembled vsock message", fd_head,
                                               &vsock_fragment_items, NULL, tree),
-                     pinfo, tree, hdr, false);
+                     pinfo, tree, packet, false);
         return;
     }
     show_part(tvb, 0, pinfo, tree, fd_head && fd_head->reassembled_in ? fd_head : NULL,
               "part of a reassembled message");
 }
 
-void vsock_reassemble_payload(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
+void vsock_reassembly_dissect(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_packet_info_t *packet)
 {
     const bool first_pass = !PINFO_FD_VISITED(pinfo);
 
-    if (!vsock_desegment || !hdr->analysis || hdr->type == VIRTIO_VSOCK_TYPE_DGRAM) {
-        call_payload(tvb, pinfo, tree, hdr, false);
+    if (!vsock_desegment || !packet->conv || packet->type == VIRTIO_VSOCK_TYPE_DGRAM) {
+        call_payload(tvb, pinfo, tree, packet, false);
         return;
     }
-    if (hdr->type == VIRTIO_VSOCK_TYPE_SEQPACKET)
-        dissect_message_part(tvb, pinfo, tree, hdr, first_pass);
+    if (packet->type == VIRTIO_VSOCK_TYPE_SEQPACKET)
+        dissect_message_part(tvb, pinfo, tree, packet, first_pass);
     else if (first_pass)
-        stream_first_pass(tvb, pinfo, tree, hdr);
+        stream_first_pass(tvb, pinfo, tree, packet);
     else
-        stream_replay(tvb, pinfo, tree, hdr);
+        stream_replay(tvb, pinfo, tree, packet);
 }
 
-void vsock_reassembly_note_rst(packet_info *pinfo, proto_tree *tree, const vsock_hdr_t *hdr)
+void vsock_reassembly_note_rst(packet_info *pinfo, proto_tree *tree, const vsock_packet_info_t *packet)
 {
-    vsock_packet_analysis_t *pa = hdr->analysis;
+    const vsock_reassembly_packet_t *record;
 
-    if (!vsock_desegment || !pa)
+    if (!vsock_desegment || !packet->conv)
         return;
     if (!PINFO_FD_VISITED(pinfo)) {
+        vsock_reassembly_flow_t *flows =
+            (vsock_reassembly_flow_t *)vsock_conversation_get_data(packet->conv->conv, conn_slot);
         bool cut = false;
 
-        for (uint8_t direction = 0; direction < 2; direction++) {
-            vsock_reassembly_flow_t *flow = vsock_payload_flow(pa, direction)->reassembly;
-
-            if (flow) {
-                cut |= flow->msg_open;
-                flow->msg_open = false;
-                flow->msp_open = false;
-            }
+        for (uint8_t direction = 0; flows && direction < 2; direction++) {
+            cut |= flows[direction].msg_open;
+            flows[direction].msg_open = false;
+            flows[direction].msp_open = false;
         }
         if (cut)
-            record_of(pa)->msg_cut = true;
+            record_of(pinfo)->msg_cut = true;
     }
-    if (pa->reassembly && pa->reassembly->msg_cut)
-        expert_add_info(pinfo, proto_tree_get_parent(tree), &ei_vsock_message_cut);
+    record = get_record(pinfo);
+    if (record && record->msg_cut)
+        expert_add_info(pinfo, proto_tree_get_parent(tree), &ei_vsock_seqpacket_message_cut);
 }
 
-void vsock_reassembly_register(int proto)
+void vsock_reassembly_register(int proto, module_t *prefs, expert_module_t *expert)
 {
     static hf_register_info hf[] = {
         { &hf_vsock_segment_data,
@@ -447,22 +463,19 @@ void vsock_reassembly_register(int proto)
         &ett_vsock_fragments,
     };
     static ei_register_info ei[] = {
-        { &ei_vsock_message_cut,
+        { &ei_vsock_seqpacket_message_cut,
           { "vsock.seqpacket.message_cut", PI_SEQUENCE, PI_WARN,
             "RST while a seqpacket message was incomplete: the message is lost", EXPFILL } },
     };
-    module_t *module;
 
-    proto_vsock = proto;
     proto_register_field_array(proto, hf, array_length(hf));
     proto_register_subtree_array(ett, array_length(ett));
-    expert_register_field_array(expert_register_protocol(proto), ei, array_length(ei));
+    expert_register_field_array(expert, ei, array_length(ei));
+    conn_slot = vsock_conversation_new_data_slot();
+    packet_records = wmem_map_new_autoreset(wmem_epan_scope(), wmem_file_scope(), g_direct_hash, g_direct_equal);
     reassembly_table_register(&vsock_reassembly_table, &addresses_ports_reassembly_table_functions);
 
-    module = prefs_find_module("vsock");
-    if (module == NULL)
-        module = prefs_register_protocol(proto, NULL);
-    prefs_register_bool_preference(module, "desegment", "Allow subdissector to reassemble vsock streams",
+    prefs_register_bool_preference(prefs, "desegment", "Allow subdissector to reassemble vsock streams",
                                    "Whether subdissectors may ask for more bytes of a stream to reassemble "
                                    "their PDUs across RW packets, and whether seqpacket messages are "
                                    "reassembled up to their end of message (EOM)",

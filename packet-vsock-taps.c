@@ -19,39 +19,37 @@
 
 #include "vsock-compat.h"
 #include "packet-vsock.h"
+#include "packet-vsock-analysis.h"
+#include "packet-vsock-conversation.h"
+#include "packet-vsock-taps.h"
 
 /* What the "vsock" tap carries for each packet. */
 typedef struct vsock_tap_info {
-    const vsock_hdr_t *hdr;
-    /* Shallow copies of pinfo->src and pinfo->dst (the CIDs): a payload
-     * dissector may change those before the taps run. */
+    const vsock_packet_info_t *packet;
+    /* The sender's and the receiver's CID and port: the connection's sides
+     * when it is tracked (a vsock_loopback answer from CID 1 counts for the
+     * CID the connection was made to), else the packet's. Copies: a payload
+     * dissector may change pinfo->src and pinfo->dst before the taps run. */
     address src;
     address dst;
-    /* Connection tracking's record, NULL without it (no virtio header, or
-     * vsock.analyze_connections off). */
-    const vsock_packet_analysis_t *analysis;
+    uint32_t src_port;
+    uint32_t dst_port;
 } vsock_tap_info_t;
 
-/* A is the side seen first (the connecting side when the REQUEST was
- * captured), as in the conversation table. */
-static const value_string stats_state_vals[] = {
-    { VSOCK_STATE_UNKNOWN,            "tracked from mid-connection" },
-    { VSOCK_STATE_CONNECTING,         "connecting" },
-    { VSOCK_STATE_ESTABLISHED,        "established" },
-    { VSOCK_STATE_REFUSED,            "refused" },
-    { VSOCK_STATE_HALF_CLOSED_CLIENT, "half-closed by A" },
-    { VSOCK_STATE_HALF_CLOSED_SERVER, "half-closed by B" },
-    { VSOCK_STATE_CLOSING,            "closing" },
-    { VSOCK_STATE_CLOSED,             "closed" },
-    { VSOCK_STATE_RESET,              "reset" },
-    { 0, NULL }
-};
+/* What the follow tap carries: the payload, and who opened its connection
+ * (Follow's client, node 0). */
+typedef struct vsock_follow_info {
+    tvbuff_t *payload_tvb;
+    address client;
+    uint32_t client_port;
+    address server;
+    uint32_t server_port;
+} vsock_follow_info_t;
 
 static const char st_str_operations[] = "Packets by socket type and operation";
 static const char st_str_no_virtio[] = "no virtio header";
 static const char st_str_streams[] = "Streams";
 
-static int proto_vsock = -1;
 static int vsock_tap = -1;
 static int vsock_follow_tap = -1;
 static int vsock_cid_address_type = -1;
@@ -75,24 +73,29 @@ static bool get_address_cid(const address *addr, uint64_t *cid)
     return true;
 }
 
+static char *stream_filter(uint32_t stream)
+{
+    return ws_strdup_printf("vsock.stream eq %u", stream);
+}
+
 /* ---- Follow vsock Stream ---- */
 
 /* The stream of the selected packet, as connection tracking recorded it:
  * looked up, never created. */
 static char *vsock_follow_conv_filter(epan_dissect_t *edt _U_, packet_info *pinfo,
-                                       unsigned *stream, unsigned *sub_stream _U_)
+                                      unsigned *stream, unsigned *sub_stream _U_)
 {
-    const vsock_packet_analysis_t *pa = vsock_get_packet_analysis(pinfo);
+    const vsock_conv_packet_t *cp = vsock_conversation_packet(pinfo);
 
-    if (pa == NULL)
+    if (cp == NULL)
         return NULL;
-    *stream = vsock_packet_stream(pa);
-    return ws_strdup_printf("vsock.stream eq %u", *stream);
+    *stream = vsock_conversation_stream(cp->conv);
+    return stream_filter(*stream);
 }
 
 static char *vsock_follow_index_filter(unsigned stream, unsigned sub_stream _U_)
 {
-    return ws_strdup_printf("vsock.stream eq %u", stream);
+    return stream_filter(stream);
 }
 
 /* Ports come as int; vsock ports are 32-bit unsigned, so cast them back. */
@@ -120,16 +123,14 @@ static char *vsock_port_to_display(wmem_allocator_t *allocator, unsigned port)
 
 static vsock_cb_bool vsock_filter_valid(VSOCK_CONV_FILTER_ARGS(pinfo))
 {
-    return proto_is_frame_protocol(pinfo->layers, "vsock") && vsock_get_packet_analysis(pinfo) != NULL;
+    return proto_is_frame_protocol(pinfo->layers, "vsock") && vsock_conversation_packet(pinfo) != NULL;
 }
 
 static char *vsock_build_filter(VSOCK_CONV_FILTER_ARGS(pinfo))
 {
-    const vsock_packet_analysis_t *pa = vsock_get_packet_analysis(pinfo);
+    const vsock_conv_packet_t *cp = vsock_conversation_packet(pinfo);
 
-    if (pa == NULL)
-        return NULL;
-    return ws_strdup_printf("vsock.stream eq %u", vsock_packet_stream(pa));
+    return cp ? stream_filter(vsock_conversation_stream(cp->conv)) : NULL;
 }
 
 /* ---- Conversation and endpoint tables ---- */
@@ -173,17 +174,17 @@ static et_dissector_info_t vsock_endpoint_dissector_info = { &vsock_endpoint_get
  * Packets without connection tracking fall back to addresses and ports.
  * CONVERSATION_NONE: Wireshark has no vsock conversation type, and the TCP
  * or UDP types would resolve vsock ports as TCP/UDP services. */
-static tap_packet_status vsock_conversation_packet(void *pct, packet_info *pinfo, epan_dissect_t *edt _U_,
-                                                   const void *data, tap_flags_t flags)
+static tap_packet_status vsock_conversation_table_packet(void *pct, packet_info *pinfo, epan_dissect_t *edt _U_,
+                                                         const void *data, tap_flags_t flags)
 {
     conv_hash_t *hash = (conv_hash_t *)pct;
     const vsock_tap_info_t *info = (const vsock_tap_info_t *)data;
-    conv_id_t conv_id = info->analysis ? (conv_id_t)vsock_packet_stream(info->analysis) : CONV_ID_UNSET;
+    const vsock_conv_packet_t *cp = info->packet->conv;
+    conv_id_t conv_id = cp ? (conv_id_t)vsock_conversation_stream(cp->conv) : CONV_ID_UNSET;
 
     hash->flags = flags;
-    add_conversation_table_data_with_conv_id(hash, &info->src, &info->dst,
-                                             info->hdr->src_port, info->hdr->dst_port, conv_id,
-                                             1, info->hdr->frame_len, &pinfo->rel_ts, &pinfo->abs_ts,
+    add_conversation_table_data_with_conv_id(hash, &info->src, &info->dst, info->src_port, info->dst_port,
+                                             conv_id, 1, info->packet->frame_len, &pinfo->rel_ts, &pinfo->abs_ts,
                                              &vsock_ct_dissector_info, CONVERSATION_NONE);
     return TAP_PACKET_REDRAW;
 }
@@ -196,9 +197,9 @@ static tap_packet_status vsock_endpoint_packet(void *pit, packet_info *pinfo _U_
     const vsock_tap_info_t *info = (const vsock_tap_info_t *)data;
 
     hash->flags = flags;
-    add_endpoint_table_data(hash, &info->src, info->hdr->src_port, true, 1, info->hdr->frame_len,
+    add_endpoint_table_data(hash, &info->src, info->src_port, true, 1, info->packet->frame_len,
                             &vsock_endpoint_dissector_info, ENDPOINT_NONE);
-    add_endpoint_table_data(hash, &info->dst, info->hdr->dst_port, false, 1, info->hdr->frame_len,
+    add_endpoint_table_data(hash, &info->dst, info->dst_port, false, 1, info->packet->frame_len,
                             &vsock_endpoint_dissector_info, ENDPOINT_NONE);
     return TAP_PACKET_REDRAW;
 }
@@ -248,33 +249,35 @@ static vsock_stats_data_t *stats_data_for_packet(stats_tree *st, const packet_in
 
 /* Packets by socket type, then virtio operation; vsockmon operation for
  * packets without a virtio header. */
-static void stats_tick_operation(stats_tree *st, packet_info *pinfo, const vsock_hdr_t *hdr)
+static void stats_tick_operation(stats_tree *st, packet_info *pinfo, const vsock_packet_info_t *packet)
 {
     int parent = stats_tree_parent_id_by_name(st, st_str_operations);
     int type_node;
 
     tick_stat_node(st, st_str_operations, 0, true);
-    if (!hdr->has_virtio) {
+    if (!packet->has_virtio) {
         type_node = tick_stat_node(st, st_str_no_virtio, parent, true);
-        tick_stat_node(st, vsock_val_to_str(pinfo->pool, hdr->op, vsockmon_op_vals, "op %u"),
+        tick_stat_node(st, vsock_val_to_str(pinfo->pool, packet->op, vsockmon_op_vals, "op %u"),
                        type_node, false);
         return;
     }
-    type_node = tick_stat_node(st, vsock_val_to_str(pinfo->pool, hdr->type, virtio_type_short_vals, "type %u"),
+    type_node = tick_stat_node(st, vsock_val_to_str(pinfo->pool, packet->type, virtio_type_short_vals, "type %u"),
                                parent, true);
-    tick_stat_node(st, vsock_val_to_str(pinfo->pool, hdr->virtio_op, virtio_op_short_vals, "OP %u"),
+    tick_stat_node(st, vsock_val_to_str(pinfo->pool, packet->virtio_op, virtio_op_short_vals, "OP %u"),
                    type_node, false);
 }
 
-/* "Stream 0: 3:50000 <-> 2:1234", A (the side seen first) on the left. */
-static const char *stats_stream_name(packet_info *pinfo, const vsock_hdr_t *hdr, const vsock_packet_analysis_t *pa)
+/* "Stream 0: 3:50000 <-> 2:1234", A (the connecting side, or the side seen
+ * first) on the left. */
+static const char *stats_stream_name(packet_info *pinfo, const vsock_conversation_t *conv)
 {
-    bool from_a = pa->direction == 0;
+    uint64_t cid_a, cid_b;
+    uint32_t port_a, port_b;
 
+    vsock_conversation_endpoint(conv, 0, &cid_a, &port_a);
+    vsock_conversation_endpoint(conv, 1, &cid_b, &port_b);
     return wmem_strdup_printf(pinfo->pool, "Stream %u: %" PRIu64 ":%u <-> %" PRIu64 ":%u",
-                              vsock_packet_stream(pa),
-                              from_a ? hdr->src_cid : hdr->dst_cid, from_a ? hdr->src_port : hdr->dst_port,
-                              from_a ? hdr->dst_cid : hdr->src_cid, from_a ? hdr->dst_port : hdr->src_port);
+                              vsock_conversation_stream(conv), cid_a, port_a, cid_b, port_b);
 }
 
 /* Exactly one "State" row of a stream counts 1: the state after its latest
@@ -290,32 +293,33 @@ static void stats_set_state(stats_tree *st, packet_info *pinfo, vsock_stats_data
         return;
     if (previous != 0)
         set_stat_node(st, wmem_strdup_printf(pinfo->pool, "State %s",
-                                             val_to_str_const(previous - 1, stats_state_vals, "?")),
+                                             val_to_str_const(previous - 1, vsock_state_vals, "?")),
                       stream_node, false, 0);
     set_stat_node(st, wmem_strdup_printf(pinfo->pool, "State %s",
-                                         val_to_str_const(state, stats_state_vals, "?")),
+                                         val_to_str_const(state, vsock_state_vals, "?")),
                   stream_node, false, 1);
     g_hash_table_insert(data->stream_states, key, GUINT_TO_POINTER((unsigned)state + 1));
 }
 
 /* Per stream: packets, payload bytes each way, and the state. */
-static void stats_tick_stream(stats_tree *st, packet_info *pinfo, const vsock_tap_info_t *info,
+static void stats_tick_stream(stats_tree *st, packet_info *pinfo, const vsock_packet_info_t *packet,
                               vsock_stats_data_t *data)
 {
-    const vsock_packet_analysis_t *pa = info->analysis;
-    const char *way = pa->direction == 0 ? "A->B" : "B->A";
-    const uint32_t stream = vsock_packet_stream(pa);
+    const vsock_conv_packet_t *cp = packet->conv;
+    const char *way = cp->direction == 0 ? "A->B" : "B->A";
+    const uint32_t stream = vsock_conversation_stream(cp->conv);
+    uint8_t state;
     int stream_node;
 
     if (!g_hash_table_contains(data->stream_states, GUINT_TO_POINTER(stream)))
         g_hash_table_insert(data->stream_states, GUINT_TO_POINTER(stream), NULL);
-    stream_node = tick_stat_node(st, stats_stream_name(pinfo, info->hdr, pa),
+    stream_node = tick_stat_node(st, stats_stream_name(pinfo, cp->conv),
                                  stats_tree_parent_id_by_name(st, st_str_streams), true);
     increase_stat_node(st, wmem_strdup_printf(pinfo->pool, "Packets %s", way), stream_node, false, 1);
     increase_stat_node(st, wmem_strdup_printf(pinfo->pool, "Payload bytes %s", way), stream_node, false,
-                       (int)info->hdr->payload_len);
-    if (info->hdr->type != VIRTIO_VSOCK_TYPE_DGRAM)
-        stats_set_state(st, pinfo, data, stream_node, stream, pa->state);
+                       (int)packet->payload_len);
+    if (packet->type != VIRTIO_VSOCK_TYPE_DGRAM && vsock_analysis_state(pinfo, &state))
+        stats_set_state(st, pinfo, data, stream_node, stream, state);
 }
 
 static tap_packet_status vsock_stats_tree_packet(stats_tree *st, packet_info *pinfo, epan_dissect_t *edt _U_,
@@ -324,26 +328,46 @@ static tap_packet_status vsock_stats_tree_packet(stats_tree *st, packet_info *pi
     const vsock_tap_info_t *info = (const vsock_tap_info_t *)p;
     vsock_stats_data_t *data = stats_data_for_packet(st, pinfo);
 
-    stats_tick_operation(st, pinfo, info->hdr);
-    if (info->analysis && data) {
-        stats_tick_stream(st, pinfo, info, data);
+    stats_tick_operation(st, pinfo, info->packet);
+    if (info->packet->conv && data) {
+        stats_tick_stream(st, pinfo, info->packet, data);
         /* The tree only counts the streams already seen. */
         set_stat_node(st, st_str_streams, 0, true, (int)g_hash_table_size(data->stream_states));
     }
     return TAP_PACKET_REDRAW;
 }
 
+/* ---- Follow's tap listener ---- */
+
+/* Wireshark's listener takes the sender of the first payload it sees as the
+ * client (node 0); TCP's Follow names the side that sent the SYN. Set the
+ * connection's opener first, so a server that speaks first (an SSH banner)
+ * is not called the client. */
+static tap_packet_status vsock_follow_tap_listener(void *tapdata, packet_info *pinfo, epan_dissect_t *edt,
+                                                   const void *data, tap_flags_t flags)
+{
+    follow_info_t *follow_info = (follow_info_t *)tapdata;
+    const vsock_follow_info_t *info = (const vsock_follow_info_t *)data;
+
+    if (follow_info->client_port == 0 && info->client.type != AT_NONE) {
+        copy_address(&follow_info->client_ip, &info->client);
+        follow_info->client_port = info->client_port;
+        copy_address(&follow_info->server_ip, &info->server);
+        follow_info->server_port = info->server_port;
+    }
+    return follow_tvb_tap_listener(tapdata, pinfo, edt, info->payload_tvb, flags);
+}
+
 /* ---- Registration and the per-packet hook ---- */
 
-void vsock_taps_register(int proto)
+void vsock_taps_register(int proto, int cid_address_type)
 {
-    proto_vsock = proto;
-
-    register_conversation_table(proto_vsock, false, vsock_conversation_packet, vsock_endpoint_packet);
+    vsock_cid_address_type = cid_address_type;
+    register_conversation_table(proto, false, vsock_conversation_table_packet, vsock_endpoint_packet);
     vsock_register_conversation_filter("vsock", "vsock", vsock_filter_valid, vsock_build_filter);
-    vsock_register_follow_stream(proto_vsock, "vsock_follow", vsock_follow_conv_filter,
+    vsock_register_follow_stream(proto, "vsock_follow", vsock_follow_conv_filter,
                                  vsock_follow_index_filter, vsock_follow_address_filter,
-                                 vsock_port_to_display, follow_tvb_tap_listener);
+                                 vsock_port_to_display, vsock_follow_tap_listener);
     /* Sorted by name by default: rows keep their order from run to run. */
     stats_tree_register_plugin("vsock", "vsock", "vsock operations and streams",
                                ST_SORT_COL_NAME << ST_FLG_SRTCOL_SHIFT,
@@ -354,24 +378,59 @@ void vsock_taps_handoff(void)
 {
     vsock_tap = register_tap("vsock");
     vsock_follow_tap = register_tap("vsock_follow");
-    vsock_cid_address_type = address_type_get_by_name("AT_VSOCK_CID");
 }
 
-void vsock_taps_queue(packet_info *pinfo, vsock_hdr_t *hdr, tvbuff_t *payload_tvb)
+/* A CID address in pinfo->pool (the address type keeps CIDs little-endian). */
+static void set_cid_address(packet_info *pinfo, address *addr, uint64_t cid)
 {
+    uint64_t *data = wmem_new(pinfo->pool, uint64_t);
+
+    *data = GUINT64_TO_LE(cid);
+    set_address(addr, vsock_cid_address_type, 8, data);
+}
+
+/* The endpoints of a side of the packet's connection. */
+static void set_side(packet_info *pinfo, const vsock_conv_packet_t *cp, uint8_t side, address *addr, uint32_t *port)
+{
+    uint64_t cid;
+
+    vsock_conversation_endpoint(cp->conv, side, &cid, port);
+    set_cid_address(pinfo, addr, cid);
+}
+
+static void queue_follow(packet_info *pinfo, const vsock_packet_info_t *packet, tvbuff_t *payload_tvb)
+{
+    vsock_follow_info_t *info = wmem_new0(pinfo->pool, vsock_follow_info_t);
+
+    info->payload_tvb = payload_tvb;
+    if (packet->conv) {
+        set_side(pinfo, packet->conv, 0, &info->client, &info->client_port);
+        set_side(pinfo, packet->conv, 1, &info->server, &info->server_port);
+    }
+    tap_queue_packet(vsock_follow_tap, pinfo, info);
+}
+
+void vsock_taps_queue(packet_info *pinfo, const vsock_packet_info_t *packet, tvbuff_t *payload_tvb)
+{
+    const vsock_conv_packet_t *cp = packet->conv;
     vsock_tap_info_t *info;
 
     /* Follow shows application bytes only: RW payloads. */
-    if (payload_tvb && hdr->has_virtio && hdr->virtio_op == VIRTIO_VSOCK_OP_RW &&
-        have_tap_listener(vsock_follow_tap))
-        tap_queue_packet(vsock_follow_tap, pinfo, payload_tvb);
+    if (payload_tvb && have_tap_listener(vsock_follow_tap))
+        queue_follow(pinfo, packet, payload_tvb);
 
     if (!have_tap_listener(vsock_tap))
         return;
     info = wmem_new0(pinfo->pool, vsock_tap_info_t);
-    info->hdr = hdr;
-    copy_address_shallow(&info->src, &pinfo->src);
-    copy_address_shallow(&info->dst, &pinfo->dst);
-    info->analysis = hdr->analysis;
+    info->packet = packet;
+    if (cp) {
+        set_side(pinfo, cp, cp->direction, &info->src, &info->src_port);
+        set_side(pinfo, cp, (uint8_t)(1 - cp->direction), &info->dst, &info->dst_port);
+    } else {
+        copy_address_shallow(&info->src, &pinfo->src);
+        copy_address_shallow(&info->dst, &pinfo->dst);
+        info->src_port = packet->src_port;
+        info->dst_port = packet->dst_port;
+    }
     tap_queue_packet(vsock_tap, pinfo, info);
 }

@@ -22,6 +22,11 @@
 
 #include "vsock-compat.h"
 #include "packet-vsock.h"
+#include "packet-vsock-analysis.h"
+#include "packet-vsock-conversation.h"
+#include "packet-vsock-payload.h"
+#include "packet-vsock-reassembly.h"
+#include "packet-vsock-taps.h"
 
 void proto_register_vsock_plugin(void);
 void proto_reg_handoff_vsock_plugin(void);
@@ -111,26 +116,26 @@ static int hf_vsock_payload = -1;
 static int hf_vsock_payload_excess = -1;
 static int hf_vsock_len = -1;
 
-static int hf_virtio_src_cid = -1;
-static int hf_virtio_dst_cid = -1;
-static int hf_virtio_src_port = -1;
-static int hf_virtio_dst_port = -1;
-static int hf_virtio_src_prot = -1;
-static int hf_virtio_dst_prot = -1;
-static int hf_virtio_len = -1;
-static int hf_virtio_type = -1;
-static int hf_virtio_op = -1;
-static int hf_virtio_flags = -1;
-static int hf_virtio_flags_shutdown_rcv = -1;
-static int hf_virtio_flags_shutdown_send = -1;
-static int hf_virtio_flags_seq_eom = -1;
-static int hf_virtio_flags_seq_eor = -1;
-static int hf_virtio_buf_alloc = -1;
-static int hf_virtio_fwd_cnt = -1;
+static int hf_vsock_virtio_src_cid = -1;
+static int hf_vsock_virtio_dst_cid = -1;
+static int hf_vsock_virtio_src_port = -1;
+static int hf_vsock_virtio_dst_port = -1;
+static int hf_vsock_virtio_src_prot = -1;
+static int hf_vsock_virtio_dst_prot = -1;
+static int hf_vsock_virtio_len = -1;
+static int hf_vsock_virtio_type = -1;
+static int hf_vsock_virtio_op = -1;
+static int hf_vsock_virtio_flags = -1;
+static int hf_vsock_virtio_flags_shutdown_rcv = -1;
+static int hf_vsock_virtio_flags_shutdown_send = -1;
+static int hf_vsock_virtio_flags_seq_eom = -1;
+static int hf_vsock_virtio_flags_seq_eor = -1;
+static int hf_vsock_virtio_buf_alloc = -1;
+static int hf_vsock_virtio_fwd_cnt = -1;
 
 static int ett_vsock = -1;
-static int ett_virtio = -1;
-static int ett_virtio_flags = -1;
+static int ett_vsock_virtio = -1;
+static int ett_vsock_virtio_flags = -1;
 
 static expert_field ei_vsock_hdr_short = EI_INIT;
 static expert_field ei_vsock_trans_len_past_end = EI_INIT;
@@ -142,26 +147,26 @@ static expert_field ei_vsock_reserved_nonzero = EI_INIT;
 static expert_field ei_vsock_cid_reserved_bits = EI_INIT;
 static expert_field ei_vsock_cid_mismatch = EI_INIT;
 static expert_field ei_vsock_port_mismatch = EI_INIT;
-static expert_field ei_vsock_payload_len_mismatch = EI_INIT;
+static expert_field ei_vsock_len_mismatch = EI_INIT;
 static expert_field ei_vsock_payload_unexpected = EI_INIT;
-static expert_field ei_virtio_hdr_len_bad = EI_INIT;
-static expert_field ei_virtio_hdr_truncated = EI_INIT;
-static expert_field ei_virtio_op_unknown = EI_INIT;
-static expert_field ei_virtio_op_invalid = EI_INIT;
-static expert_field ei_virtio_type_unknown = EI_INIT;
-static expert_field ei_virtio_rw_empty = EI_INIT;
-static expert_field ei_virtio_flags_unknown = EI_INIT;
-static expert_field ei_virtio_shutdown_no_flags = EI_INIT;
+static expert_field ei_vsock_virtio_hdr_len_bad = EI_INIT;
+static expert_field ei_vsock_virtio_truncated = EI_INIT;
+static expert_field ei_vsock_virtio_op_unknown = EI_INIT;
+static expert_field ei_vsock_virtio_op_invalid = EI_INIT;
+static expert_field ei_vsock_virtio_type_unknown = EI_INIT;
+static expert_field ei_vsock_virtio_len_zero = EI_INIT;
+static expert_field ei_vsock_virtio_flags_unknown = EI_INIT;
+static expert_field ei_vsock_virtio_flags_shutdown_none = EI_INIT;
 
 static int * const virtio_shutdown_flags[] = {
-    &hf_virtio_flags_shutdown_rcv,
-    &hf_virtio_flags_shutdown_send,
+    &hf_vsock_virtio_flags_shutdown_rcv,
+    &hf_vsock_virtio_flags_shutdown_send,
     NULL
 };
 
 static int * const virtio_seqpacket_flags[] = {
-    &hf_virtio_flags_seq_eom,
-    &hf_virtio_flags_seq_eor,
+    &hf_vsock_virtio_flags_seq_eom,
+    &hf_vsock_virtio_flags_seq_eor,
     NULL
 };
 
@@ -218,14 +223,31 @@ static int vsock_cid_len(void)
     return 8;
 }
 
-/* Which flag bits an operation defines; any other bit is unexpected. */
-static uint32_t virtio_defined_flags(uint32_t type, uint32_t op)
+/* The flag bits an operation defines: SHUTDOWN's directions and, on
+ * seqpacket connections, RW's message boundaries; any other bit is
+ * unexpected. With their fields and their text in the Info column. */
+typedef struct virtio_flag_family {
+    uint32_t defined;
+    int * const *fields;
+    const char *const *info_text;   /* by the value of the defined bits */
+} virtio_flag_family_t;
+
+static const virtio_flag_family_t *virtio_flag_family(const vsock_packet_info_t *packet)
 {
-    if (op == VIRTIO_VSOCK_OP_SHUTDOWN)
-        return VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND;
-    if (op == VIRTIO_VSOCK_OP_RW && type == VIRTIO_VSOCK_TYPE_SEQPACKET)
-        return VIRTIO_VSOCK_SEQ_EOM | VIRTIO_VSOCK_SEQ_EOR;
-    return 0;
+    static const char *const shutdown_text[] = { "", " rcv", " send", " rcv,send" };
+    static const char *const seqpacket_text[] = { "", " EOM", " EOR", " EOM,EOR" };
+    static const virtio_flag_family_t shutdown = {
+        VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND, virtio_shutdown_flags, shutdown_text
+    };
+    static const virtio_flag_family_t seqpacket = {
+        VIRTIO_VSOCK_SEQ_EOM | VIRTIO_VSOCK_SEQ_EOR, virtio_seqpacket_flags, seqpacket_text
+    };
+
+    if (packet->virtio_op == VIRTIO_VSOCK_OP_SHUTDOWN)
+        return &shutdown;
+    if (packet->virtio_op == VIRTIO_VSOCK_OP_RW && packet->type == VIRTIO_VSOCK_TYPE_SEQPACKET)
+        return &seqpacket;
+    return NULL;
 }
 
 /* The vsockmon op a healthy kernel writes for a virtio op. */
@@ -268,16 +290,16 @@ static proto_item *add_cid(proto_tree *tree, int hf, tvbuff_t *tvb, int offset,
 
 /* The vsockmon header: always 32 bytes (the caller checked). */
 static void dissect_vsockmon_header(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
-                                    vsock_hdr_t *hdr, proto_item **op_item,
+                                    vsock_packet_info_t *packet, proto_item **op_item,
                                     proto_item **trans_len_item)
 {
     proto_item *item;
     uint32_t reserved;
 
-    add_cid(tree, hf_vsock_src_cid, tvb, 0, pinfo, &hdr->src_cid);
-    add_cid(tree, hf_vsock_dst_cid, tvb, 8, pinfo, &hdr->dst_cid);
-    proto_tree_add_item_ret_uint(tree, hf_vsock_src_port, tvb, 16, 4, ENC_LITTLE_ENDIAN, &hdr->src_port);
-    proto_tree_add_item_ret_uint(tree, hf_vsock_dst_port, tvb, 20, 4, ENC_LITTLE_ENDIAN, &hdr->dst_port);
+    add_cid(tree, hf_vsock_src_cid, tvb, 0, pinfo, &packet->src_cid);
+    add_cid(tree, hf_vsock_dst_cid, tvb, 8, pinfo, &packet->dst_cid);
+    proto_tree_add_item_ret_uint(tree, hf_vsock_src_port, tvb, 16, 4, ENC_LITTLE_ENDIAN, &packet->src_port);
+    proto_tree_add_item_ret_uint(tree, hf_vsock_dst_port, tvb, 20, 4, ENC_LITTLE_ENDIAN, &packet->dst_port);
 
     /* Either end, like tcp.port. Hidden items show nowhere: added only when a
      * filter, a column or a full dissection asks for them (every packet). */
@@ -290,16 +312,16 @@ static void dissect_vsockmon_header(tvbuff_t *tvb, packet_info *pinfo, proto_tre
         proto_item_set_hidden(proto_tree_add_item(tree, hf_vsock_port, tvb, 20, 4, ENC_LITTLE_ENDIAN));
     }
 
-    *op_item = proto_tree_add_item_ret_uint(tree, hf_vsock_op, tvb, 24, 2, ENC_LITTLE_ENDIAN, &hdr->op);
-    if (try_val_to_str(hdr->op, vsockmon_op_vals) == NULL)
-        expert_add_info_format(pinfo, *op_item, &ei_vsock_op_unknown, "Unknown vsockmon operation %u", hdr->op);
+    *op_item = proto_tree_add_item_ret_uint(tree, hf_vsock_op, tvb, 24, 2, ENC_LITTLE_ENDIAN, &packet->op);
+    if (try_val_to_str(packet->op, vsockmon_op_vals) == NULL)
+        expert_add_info_format(pinfo, *op_item, &ei_vsock_op_unknown, "Unknown vsockmon operation %u", packet->op);
 
-    item = proto_tree_add_item_ret_uint(tree, hf_vsock_trans, tvb, 26, 2, ENC_LITTLE_ENDIAN, &hdr->transport);
-    if (try_val_to_str(hdr->transport, vsockmon_transport_vals) == NULL)
-        expert_add_info_format(pinfo, item, &ei_vsock_trans_unknown, "Unknown transport %u", hdr->transport);
+    item = proto_tree_add_item_ret_uint(tree, hf_vsock_trans, tvb, 26, 2, ENC_LITTLE_ENDIAN, &packet->transport);
+    if (try_val_to_str(packet->transport, vsockmon_transport_vals) == NULL)
+        expert_add_info_format(pinfo, item, &ei_vsock_trans_unknown, "Unknown transport %u", packet->transport);
 
     *trans_len_item = proto_tree_add_item_ret_uint(tree, hf_vsock_trans_len, tvb, 28, 2, ENC_LITTLE_ENDIAN,
-                                                   &hdr->trans_len);
+                                                   &packet->trans_len);
 
     item = proto_tree_add_item(tree, hf_vsock_reserved, tvb, 30, 2, ENC_NA);
     reserved = tvb_get_letohs(tvb, 30);
@@ -309,96 +331,91 @@ static void dissect_vsockmon_header(tvbuff_t *tvb, packet_info *pinfo, proto_tre
 }
 
 static void add_virtio_flags(proto_tree *tree, tvbuff_t *tvb, int offset, packet_info *pinfo,
-                             const vsock_hdr_t *hdr)
+                             const vsock_packet_info_t *packet)
 {
-    int * const *bits = NULL;
-    uint32_t unknown = hdr->flags & ~virtio_defined_flags(hdr->type, hdr->virtio_op);
+    const virtio_flag_family_t *family = virtio_flag_family(packet);
+    const uint32_t unknown = packet->flags & ~(family ? family->defined : 0);
     proto_item *item;
 
-    if (hdr->virtio_op == VIRTIO_VSOCK_OP_SHUTDOWN)
-        bits = virtio_shutdown_flags;
-    else if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW && hdr->type == VIRTIO_VSOCK_TYPE_SEQPACKET)
-        bits = virtio_seqpacket_flags;
-
-    if (bits)
-        item = proto_tree_add_bitmask(tree, tvb, offset, hf_virtio_flags, ett_virtio_flags,
-                                      bits, ENC_LITTLE_ENDIAN);
+    if (family)
+        item = proto_tree_add_bitmask(tree, tvb, offset, hf_vsock_virtio_flags, ett_vsock_virtio_flags,
+                                      family->fields, ENC_LITTLE_ENDIAN);
     else
-        item = proto_tree_add_item(tree, hf_virtio_flags, tvb, offset, 4, ENC_LITTLE_ENDIAN);
+        item = proto_tree_add_item(tree, hf_vsock_virtio_flags, tvb, offset, 4, ENC_LITTLE_ENDIAN);
 
     if (unknown)
-        expert_add_info_format(pinfo, item, &ei_virtio_flags_unknown,
+        expert_add_info_format(pinfo, item, &ei_vsock_virtio_flags_unknown,
                                "Flag bits 0x%08x are not defined for this operation", unknown);
-    if (hdr->virtio_op == VIRTIO_VSOCK_OP_SHUTDOWN && hdr->flags == 0)
-        expert_add_info(pinfo, item, &ei_virtio_shutdown_no_flags);
+    if (packet->virtio_op == VIRTIO_VSOCK_OP_SHUTDOWN && packet->flags == 0)
+        expert_add_info(pinfo, item, &ei_vsock_virtio_flags_shutdown_none);
 }
 
 /* The virtio header, 44 bytes at offset (the caller checked they are there).
- * Fills hdr and flags every disagreement with the vsockmon header. */
+ * Fills packet and flags every disagreement with the vsockmon header. */
 static void dissect_virtio_header(tvbuff_t *tvb, int offset, packet_info *pinfo, proto_tree *tree,
-                                  vsock_hdr_t *hdr, proto_item *vsockmon_op_item)
+                                  vsock_packet_info_t *packet, proto_item *vsockmon_op_item)
 {
     proto_tree *virtio_tree;
     proto_item *virtio_item, *item;
     uint64_t src_cid, dst_cid;
     uint32_t src_port, dst_port;
 
-    virtio_tree = proto_tree_add_subtree(tree, tvb, offset, VIRTIO_VSOCK_HDR_LEN, ett_virtio,
+    virtio_tree = proto_tree_add_subtree(tree, tvb, offset, VIRTIO_VSOCK_HDR_LEN, ett_vsock_virtio,
                                          &virtio_item, "Virtio transport header");
 
-    item = add_cid(virtio_tree, hf_virtio_src_cid, tvb, offset, pinfo, &src_cid);
-    if (src_cid != hdr->src_cid)
+    item = add_cid(virtio_tree, hf_vsock_virtio_src_cid, tvb, offset, pinfo, &src_cid);
+    if (src_cid != packet->src_cid)
         expert_add_info_format(pinfo, item, &ei_vsock_cid_mismatch,
                                "Virtio source CID %" PRIu64 " differs from vsockmon source CID %" PRIu64,
-                               src_cid, hdr->src_cid);
-    item = add_cid(virtio_tree, hf_virtio_dst_cid, tvb, offset + 8, pinfo, &dst_cid);
-    if (dst_cid != hdr->dst_cid)
+                               src_cid, packet->src_cid);
+    item = add_cid(virtio_tree, hf_vsock_virtio_dst_cid, tvb, offset + 8, pinfo, &dst_cid);
+    if (dst_cid != packet->dst_cid)
         expert_add_info_format(pinfo, item, &ei_vsock_cid_mismatch,
                                "Virtio destination CID %" PRIu64 " differs from vsockmon destination CID %" PRIu64,
-                               dst_cid, hdr->dst_cid);
+                               dst_cid, packet->dst_cid);
 
-    item = proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_src_port, tvb, offset + 16, 4, ENC_LITTLE_ENDIAN, &src_port);
-    if (src_port != hdr->src_port)
+    item = proto_tree_add_item_ret_uint(virtio_tree, hf_vsock_virtio_src_port, tvb, offset + 16, 4, ENC_LITTLE_ENDIAN, &src_port);
+    if (src_port != packet->src_port)
         expert_add_info_format(pinfo, item, &ei_vsock_port_mismatch,
-                               "Virtio source port %u differs from vsockmon source port %u", src_port, hdr->src_port);
-    item = proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_dst_port, tvb, offset + 20, 4, ENC_LITTLE_ENDIAN, &dst_port);
-    if (dst_port != hdr->dst_port)
+                               "Virtio source port %u differs from vsockmon source port %u", src_port, packet->src_port);
+    item = proto_tree_add_item_ret_uint(virtio_tree, hf_vsock_virtio_dst_port, tvb, offset + 20, 4, ENC_LITTLE_ENDIAN, &dst_port);
+    if (dst_port != packet->dst_port)
         expert_add_info_format(pinfo, item, &ei_vsock_port_mismatch,
-                               "Virtio destination port %u differs from vsockmon destination port %u", dst_port, hdr->dst_port);
+                               "Virtio destination port %u differs from vsockmon destination port %u", dst_port, packet->dst_port);
     /* The built-in dissector's misspelled names, kept so old filters match. */
-    if (proto_field_is_referenced(tree, hf_virtio_src_prot))
-        proto_item_set_hidden(proto_tree_add_item(virtio_tree, hf_virtio_src_prot, tvb, offset + 16, 4, ENC_LITTLE_ENDIAN));
-    if (proto_field_is_referenced(tree, hf_virtio_dst_prot))
-        proto_item_set_hidden(proto_tree_add_item(virtio_tree, hf_virtio_dst_prot, tvb, offset + 20, 4, ENC_LITTLE_ENDIAN));
+    if (proto_field_is_referenced(tree, hf_vsock_virtio_src_prot))
+        proto_item_set_hidden(proto_tree_add_item(virtio_tree, hf_vsock_virtio_src_prot, tvb, offset + 16, 4, ENC_LITTLE_ENDIAN));
+    if (proto_field_is_referenced(tree, hf_vsock_virtio_dst_prot))
+        proto_item_set_hidden(proto_tree_add_item(virtio_tree, hf_vsock_virtio_dst_prot, tvb, offset + 20, 4, ENC_LITTLE_ENDIAN));
 
-    proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_len, tvb, offset + 24, 4, ENC_LITTLE_ENDIAN, &hdr->len);
+    proto_tree_add_item_ret_uint(virtio_tree, hf_vsock_virtio_len, tvb, offset + 24, 4, ENC_LITTLE_ENDIAN, &packet->len);
 
-    item = proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_type, tvb, offset + 28, 2, ENC_LITTLE_ENDIAN, &hdr->type);
-    if (try_val_to_str(hdr->type, virtio_type_vals) == NULL)
-        expert_add_info_format(pinfo, item, &ei_virtio_type_unknown, "Unknown socket type %u", hdr->type);
+    item = proto_tree_add_item_ret_uint(virtio_tree, hf_vsock_virtio_type, tvb, offset + 28, 2, ENC_LITTLE_ENDIAN, &packet->type);
+    if (try_val_to_str(packet->type, virtio_type_vals) == NULL)
+        expert_add_info_format(pinfo, item, &ei_vsock_virtio_type_unknown, "Unknown socket type %u", packet->type);
 
-    item = proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_op, tvb, offset + 30, 2, ENC_LITTLE_ENDIAN, &hdr->virtio_op);
-    if (hdr->virtio_op == VIRTIO_VSOCK_OP_INVALID)
-        expert_add_info(pinfo, item, &ei_virtio_op_invalid);
-    else if (try_val_to_str(hdr->virtio_op, virtio_op_vals) == NULL)
-        expert_add_info_format(pinfo, item, &ei_virtio_op_unknown, "Unknown virtio operation %u", hdr->virtio_op);
-    if (vsockmon_op_for_virtio_op(hdr->virtio_op) != hdr->op)
+    item = proto_tree_add_item_ret_uint(virtio_tree, hf_vsock_virtio_op, tvb, offset + 30, 2, ENC_LITTLE_ENDIAN, &packet->virtio_op);
+    if (packet->virtio_op == VIRTIO_VSOCK_OP_INVALID)
+        expert_add_info(pinfo, item, &ei_vsock_virtio_op_invalid);
+    else if (try_val_to_str(packet->virtio_op, virtio_op_vals) == NULL)
+        expert_add_info_format(pinfo, item, &ei_vsock_virtio_op_unknown, "Unknown virtio operation %u", packet->virtio_op);
+    if (vsockmon_op_for_virtio_op(packet->virtio_op) != packet->op)
         expert_add_info_format(pinfo, vsockmon_op_item, &ei_vsock_op_mismatch,
                                "vsockmon operation %s does not match virtio operation %s (expected %s)",
-                               val_to_str_const(hdr->op, vsockmon_op_vals, "Unknown"),
-                               val_to_str_const(hdr->virtio_op, virtio_op_vals, "Unknown"),
-                               val_to_str_const(vsockmon_op_for_virtio_op(hdr->virtio_op), vsockmon_op_vals, "Unknown"));
+                               val_to_str_const(packet->op, vsockmon_op_vals, "Unknown"),
+                               val_to_str_const(packet->virtio_op, virtio_op_vals, "Unknown"),
+                               val_to_str_const(vsockmon_op_for_virtio_op(packet->virtio_op), vsockmon_op_vals, "Unknown"));
 
-    hdr->flags = tvb_get_letohl(tvb, offset + 32);
-    add_virtio_flags(virtio_tree, tvb, offset + 32, pinfo, hdr);
+    packet->flags = tvb_get_letohl(tvb, offset + 32);
+    add_virtio_flags(virtio_tree, tvb, offset + 32, pinfo, packet);
 
-    proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_buf_alloc, tvb, offset + 36, 4, ENC_LITTLE_ENDIAN, &hdr->buf_alloc);
-    proto_tree_add_item_ret_uint(virtio_tree, hf_virtio_fwd_cnt, tvb, offset + 40, 4, ENC_LITTLE_ENDIAN, &hdr->fwd_cnt);
+    proto_tree_add_item_ret_uint(virtio_tree, hf_vsock_virtio_buf_alloc, tvb, offset + 36, 4, ENC_LITTLE_ENDIAN, &packet->buf_alloc);
+    proto_tree_add_item_ret_uint(virtio_tree, hf_vsock_virtio_fwd_cnt, tvb, offset + 40, 4, ENC_LITTLE_ENDIAN, &packet->fwd_cnt);
 
     proto_item_append_text(virtio_item, ", %s, %s",
-                           val_to_str_const(hdr->type, virtio_type_vals, "Unknown type"),
-                           val_to_str_const(hdr->virtio_op, virtio_op_vals, "Unknown op"));
-    hdr->has_virtio = true;
+                           val_to_str_const(packet->type, virtio_type_vals, "Unknown type"),
+                           val_to_str_const(packet->virtio_op, virtio_op_vals, "Unknown op"));
+    packet->has_virtio = true;
 }
 
 /* Shows transport header bytes that are not decoded. */
@@ -411,172 +428,168 @@ static void add_trans_hdr_bytes(proto_tree *tree, tvbuff_t *tvb, int offset, int
 /* The transport header after the vsockmon header. Returns the offset of the
  * payload, or -1 when the header runs past the end of the packet. */
 static int dissect_transport_header(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
-                                    vsock_hdr_t *hdr, proto_item *trans_len_item,
+                                    vsock_packet_info_t *packet, proto_item *trans_len_item,
                                     proto_item *vsockmon_op_item)
 {
     const int offset = VSOCKMON_HDR_LEN;
     const int available = tvb_reported_length_remaining(tvb, offset);
     /* The virtio header has a fixed size whatever trans_len claims. */
-    const int hdr_len = hdr->transport == VSOCKMON_TRANSPORT_VIRTIO
-                        ? MAX((int)hdr->trans_len, VIRTIO_VSOCK_HDR_LEN) : (int)hdr->trans_len;
+    const int hdr_len = packet->transport == VSOCKMON_TRANSPORT_VIRTIO
+                        ? MAX((int)packet->trans_len, VIRTIO_VSOCK_HDR_LEN) : (int)packet->trans_len;
 
-    if ((int)hdr->trans_len > available)
+    if ((int)packet->trans_len > available)
         expert_add_info_format(pinfo, trans_len_item, &ei_vsock_trans_len_past_end,
                                "Transport length %u runs past the end of the packet (%d bytes left)",
-                               hdr->trans_len, available);
+                               packet->trans_len, available);
 
-    if (hdr->transport != VSOCKMON_TRANSPORT_VIRTIO) {
-        if (hdr->trans_len > 0 && hdr->transport != VSOCKMON_TRANSPORT_NO_INFO)
+    if (packet->transport != VSOCKMON_TRANSPORT_VIRTIO) {
+        if (packet->trans_len > 0 && packet->transport != VSOCKMON_TRANSPORT_NO_INFO)
             expert_add_info_format(pinfo, trans_len_item, &ei_vsock_trans_hdr_skipped,
                                    "%u bytes of a transport header that is not decoded were skipped",
-                                   hdr->trans_len);
+                                   packet->trans_len);
         add_trans_hdr_bytes(tree, tvb, offset, MIN(hdr_len, available));
         return hdr_len > available ? -1 : offset + hdr_len;
     }
 
-    if (hdr->trans_len != VIRTIO_VSOCK_HDR_LEN)
-        expert_add_info_format(pinfo, trans_len_item, &ei_virtio_hdr_len_bad,
+    if (packet->trans_len != VIRTIO_VSOCK_HDR_LEN)
+        expert_add_info_format(pinfo, trans_len_item, &ei_vsock_virtio_hdr_len_bad,
                                "Transport length %u, but the virtio header is %d bytes",
-                               hdr->trans_len, VIRTIO_VSOCK_HDR_LEN);
+                               packet->trans_len, VIRTIO_VSOCK_HDR_LEN);
     if (available < VIRTIO_VSOCK_HDR_LEN) {
         proto_item *item = proto_tree_add_item(tree, hf_vsock_trans_hdr, tvb, offset, available, ENC_NA);
         /* Unless trans_len already said so, the frame ends inside the header. */
-        if ((int)hdr->trans_len <= available)
-            expert_add_info_format(pinfo, item, &ei_virtio_hdr_truncated,
+        if ((int)packet->trans_len <= available)
+            expert_add_info_format(pinfo, item, &ei_vsock_virtio_truncated,
                                    "Virtio header truncated: %d of %d bytes", available, VIRTIO_VSOCK_HDR_LEN);
         return -1;
     }
 
-    dissect_virtio_header(tvb, offset, pinfo, tree, hdr, vsockmon_op_item);
+    dissect_virtio_header(tvb, offset, pinfo, tree, packet, vsockmon_op_item);
     add_trans_hdr_bytes(tree, tvb, offset + VIRTIO_VSOCK_HDR_LEN,
                         MIN(hdr_len, available) - VIRTIO_VSOCK_HDR_LEN);
     return hdr_len > available ? -1 : offset + hdr_len;
 }
 
 /* Whether this packet's payload is application data for the subdissectors. */
-static bool carries_data(const vsock_hdr_t *hdr)
+static bool carries_data(const vsock_packet_info_t *packet)
 {
-    if (hdr->has_virtio)
-        return hdr->virtio_op == VIRTIO_VSOCK_OP_RW;
-    return hdr->op == VSOCKMON_OP_PAYLOAD;
+    if (packet->has_virtio)
+        return packet->virtio_op == VIRTIO_VSOCK_OP_RW;
+    return packet->op == VSOCKMON_OP_PAYLOAD;
 }
 
-/* Payload bytes: bounded by virtio len (Linux before 6.12 captured split
- * vhost packets with the rest of the original packet behind them).
+/* Payload bytes: bounded by virtio len (Linux kernels without commit
+ * 5f344d809e01, "vsock/virtio: fix packet capture", capture split vhost
+ * packets with the rest of the original packet behind them).
  * Returns the application data for the subdissectors, or NULL. */
 static tvbuff_t *dissect_payload_part(tvbuff_t *tvb, int offset, packet_info *pinfo,
-                                      proto_tree *tree, vsock_hdr_t *hdr)
+                                      proto_tree *tree, vsock_packet_info_t *packet)
 {
     const uint32_t remaining = (uint32_t)tvb_reported_length_remaining(tvb, offset);
     uint32_t excess = 0;
     proto_item *len_item;
 
-    hdr->payload_len = remaining;
-    if (hdr->has_virtio && remaining > hdr->len) {
-        hdr->payload_len = hdr->len;
-        excess = remaining - hdr->len;
+    packet->payload_len = remaining;
+    if (packet->has_virtio && remaining > packet->len) {
+        packet->payload_len = packet->len;
+        excess = remaining - packet->len;
     }
 
-    len_item = proto_tree_add_uint(tree, hf_vsock_len, tvb, offset, hdr->payload_len, hdr->payload_len);
+    len_item = proto_tree_add_uint(tree, hf_vsock_len, tvb, offset, packet->payload_len, packet->payload_len);
     proto_item_set_generated(len_item);
 
-    if (hdr->has_virtio && remaining != hdr->len) {
+    if (packet->has_virtio && remaining != packet->len) {
         if (excess)
-            expert_add_info_format(pinfo, len_item, &ei_vsock_payload_len_mismatch,
+            expert_add_info_format(pinfo, len_item, &ei_vsock_len_mismatch,
                                    "Frame holds %u payload bytes but virtio len is %u: only the first %u are payload "
-                                   "(Linux kernels before 6.12 captured packets split by vhost this way)",
-                                   remaining, hdr->len, hdr->len);
+                                   "(how kernels without Linux commit 5f344d809e01 capture packets split by vhost)",
+                                   remaining, packet->len, packet->len);
         else
-            expert_add_info_format(pinfo, len_item, &ei_vsock_payload_len_mismatch,
+            expert_add_info_format(pinfo, len_item, &ei_vsock_len_mismatch,
                                    "Frame holds %u payload bytes but virtio len is %u "
                                    "(a kernel capture bug or a damaged capture)",
-                                   remaining, hdr->len);
+                                   remaining, packet->len);
     }
-    if (hdr->has_virtio && hdr->virtio_op == VIRTIO_VSOCK_OP_RW && hdr->len == 0)
-        expert_add_info(pinfo, len_item, &ei_virtio_rw_empty);
+    if (packet->has_virtio && packet->virtio_op == VIRTIO_VSOCK_OP_RW && packet->len == 0)
+        expert_add_info(pinfo, len_item, &ei_vsock_virtio_len_zero);
 
-    if (hdr->payload_len > 0) {
+    if (packet->payload_len > 0) {
         proto_item *payload_item = proto_tree_add_item(tree, hf_vsock_payload, tvb, offset,
-                                                       hdr->payload_len, ENC_NA);
-        if (!carries_data(hdr))
+                                                       packet->payload_len, ENC_NA);
+        if (!carries_data(packet))
             expert_add_info_format(pinfo, payload_item, &ei_vsock_payload_unexpected,
-                                   "%u payload bytes on a packet that carries no data", hdr->payload_len);
+                                   "%u payload bytes on a packet that carries no data", packet->payload_len);
     }
     if (excess)
-        proto_tree_add_item(tree, hf_vsock_payload_excess, tvb, offset + hdr->payload_len, excess, ENC_NA);
+        proto_tree_add_item(tree, hf_vsock_payload_excess, tvb, offset + packet->payload_len, excess, ENC_NA);
 
-    if (hdr->payload_len > 0 && carries_data(hdr))
-        return tvb_new_subset_length(tvb, offset, hdr->payload_len);
+    if (packet->payload_len > 0 && carries_data(packet))
+        return tvb_new_subset_length(tvb, offset, packet->payload_len);
     return NULL;
 }
 
 /* The Info column's flag text: " rcv,send", " EOM", ... ("" without flags). */
-static const char *flag_text(const vsock_hdr_t *hdr)
+static const char *flag_text(const vsock_packet_info_t *packet)
 {
-    static const char *const shutdown_text[] = { "", " rcv", " send", " rcv,send" };
-    static const char *const seqpacket_text[] = { "", " EOM", " EOR", " EOM,EOR" };
+    const virtio_flag_family_t *family = virtio_flag_family(packet);
 
-    if (hdr->virtio_op == VIRTIO_VSOCK_OP_SHUTDOWN)
-        return shutdown_text[hdr->flags & (VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND)];
-    if (hdr->virtio_op == VIRTIO_VSOCK_OP_RW && hdr->type == VIRTIO_VSOCK_TYPE_SEQPACKET)
-        return seqpacket_text[hdr->flags & (VIRTIO_VSOCK_SEQ_EOM | VIRTIO_VSOCK_SEQ_EOR)];
-    return "";
+    return family ? family->info_text[packet->flags & family->defined] : "";
 }
 
 /* Info column in TCP's style: "50000 → 1234 [SHUTDOWN rcv,send]". It is the
  * dissector's busiest line: its pieces are joined without printf, which cost
  * a fifth of the dissector. */
-static void set_info_column(packet_info *pinfo, const vsock_hdr_t *hdr)
+static void set_info_column(packet_info *pinfo, const vsock_packet_info_t *packet)
 {
     char src_port[11], dst_port[11], value1[11] = "", value2[11] = "";
     const char *op, *type = "", *after_op = "]", *label2 = "";
 
-    vsock_uint32_to_str_buf(hdr->src_port, src_port, sizeof src_port);
-    vsock_uint32_to_str_buf(hdr->dst_port, dst_port, sizeof dst_port);
+    vsock_uint32_to_str_buf(packet->src_port, src_port, sizeof src_port);
+    vsock_uint32_to_str_buf(packet->dst_port, dst_port, sizeof dst_port);
 
-    if (!hdr->has_virtio) {
+    if (!packet->has_virtio) {
         col_add_lstr(pinfo->cinfo, COL_INFO, src_port, " " UTF8_RIGHTWARDS_ARROW " ", dst_port, " [",
-                     vsock_val_to_str(pinfo->pool, hdr->op, vsockmon_op_vals, "op %u"), "] Transport: ",
-                     vsock_val_to_str(pinfo->pool, hdr->transport, vsockmon_transport_vals, "%u"),
+                     vsock_val_to_str(pinfo->pool, packet->op, vsockmon_op_vals, "op %u"), "] Transport: ",
+                     vsock_val_to_str(pinfo->pool, packet->transport, vsockmon_transport_vals, "%u"),
                      COL_ADD_LSTR_TERMINATOR);
         return;
     }
 
-    op = vsock_val_to_str(pinfo->pool, hdr->virtio_op, virtio_op_short_vals, "OP %u");
-    if (hdr->type != VIRTIO_VSOCK_TYPE_STREAM)
+    op = vsock_val_to_str(pinfo->pool, packet->virtio_op, virtio_op_short_vals, "OP %u");
+    if (packet->type != VIRTIO_VSOCK_TYPE_STREAM)
         type = wmem_strdup_printf(pinfo->pool, " (%s)",
-                                  vsock_val_to_str(pinfo->pool, hdr->type, virtio_type_short_vals, "type %u"));
+                                  vsock_val_to_str(pinfo->pool, packet->type, virtio_type_short_vals, "type %u"));
 
     /* After the op: "] Len=N" for data, the credit for the ops that carry it. */
-    switch (hdr->virtio_op) {
+    switch (packet->virtio_op) {
     case VIRTIO_VSOCK_OP_RW:
         after_op = "] Len=";
-        vsock_uint32_to_str_buf(hdr->payload_len, value1, sizeof value1);
+        vsock_uint32_to_str_buf(packet->payload_len, value1, sizeof value1);
         break;
     case VIRTIO_VSOCK_OP_REQUEST:
     case VIRTIO_VSOCK_OP_RESPONSE:
     case VIRTIO_VSOCK_OP_CREDIT_UPDATE:
     case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
         after_op = "] buf_alloc=";
-        vsock_uint32_to_str_buf(hdr->buf_alloc, value1, sizeof value1);
+        vsock_uint32_to_str_buf(packet->buf_alloc, value1, sizeof value1);
         label2 = " fwd_cnt=";
-        vsock_uint32_to_str_buf(hdr->fwd_cnt, value2, sizeof value2);
+        vsock_uint32_to_str_buf(packet->fwd_cnt, value2, sizeof value2);
         break;
     default:
         break;
     }
     col_add_lstr(pinfo->cinfo, COL_INFO, src_port, " " UTF8_RIGHTWARDS_ARROW " ", dst_port, " [", op,
-                 flag_text(hdr), after_op, value1, label2, value2, type, COL_ADD_LSTR_TERMINATOR);
+                 flag_text(packet), after_op, value1, label2, value2, type, COL_ADD_LSTR_TERMINATOR);
 }
 
 static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_)
 {
     proto_item *vsock_item, *trans_len_item, *op_item;
     proto_tree *vsock_tree;
-    vsock_hdr_t *hdr;
+    vsock_packet_info_t *packet;
     int payload_offset;
     tvbuff_t *payload_tvb = NULL;
-    vsock_packet_analysis_t *analysis;
+    const vsock_analysis_packet_t *analysis;
 
     col_set_str(pinfo->cinfo, COL_PROTOCOL, "vsock");
     col_clear(pinfo->cinfo, COL_INFO);
@@ -593,39 +606,44 @@ static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vo
         return tvb_captured_length(tvb);
     }
 
-    hdr = wmem_new0(pinfo->pool, vsock_hdr_t);
-    dissect_vsockmon_header(tvb, pinfo, vsock_tree, hdr, &op_item, &trans_len_item);
+    packet = wmem_new0(pinfo->pool, vsock_packet_info_t);
+    dissect_vsockmon_header(tvb, pinfo, vsock_tree, packet, &op_item, &trans_len_item);
 
     set_address_tvb(&pinfo->src, vsock_address_type, 8, tvb, 0);
     set_address_tvb(&pinfo->dst, vsock_address_type, 8, tvb, 8);
-    pinfo->srcport = hdr->src_port;
-    pinfo->destport = hdr->dst_port;
+    pinfo->srcport = packet->src_port;
+    pinfo->destport = packet->dst_port;
 
-    payload_offset = dissect_transport_header(tvb, pinfo, vsock_tree, hdr, trans_len_item, op_item);
+    payload_offset = dissect_transport_header(tvb, pinfo, vsock_tree, packet, trans_len_item, op_item);
     if (payload_offset >= 0)
-        payload_tvb = dissect_payload_part(tvb, payload_offset, pinfo, vsock_tree, hdr);
+        payload_tvb = dissect_payload_part(tvb, payload_offset, pinfo, vsock_tree, packet);
 
-    hdr->frame_len = tvb_reported_length(tvb);
-    analysis = vsock_analyze_packet(pinfo, hdr);
-    set_info_column(pinfo, hdr);
+    packet->frame_len = tvb_reported_length(tvb);
+    packet->conv = vsock_conversation_track(pinfo, packet);
+    analysis = vsock_analysis_track(pinfo, packet);
+    set_info_column(pinfo, packet);
     if (analysis)
-        vsock_analysis_add_tree(tvb, pinfo, vsock_tree, hdr, analysis);
+        vsock_analysis_tag_info(pinfo, analysis);
+    if (packet->conv)
+        vsock_conversation_add_tree(tvb, pinfo, vsock_tree, packet, packet->conv);
+    if (analysis)
+        vsock_analysis_add_tree(tvb, pinfo, vsock_tree, packet, analysis);
     /* Only a visible tree shows the text: not worth formatting otherwise. */
     if (tree && PTREE_DATA(tree)->visible)
         proto_item_append_text(vsock_item, ", Src: %s:%u, Dst: %s:%u, Op: %s, Len: %u",
-                               address_to_str(pinfo->pool, &pinfo->src), hdr->src_port,
-                               address_to_str(pinfo->pool, &pinfo->dst), hdr->dst_port,
-                               hdr->has_virtio
-                                   ? vsock_val_to_str(pinfo->pool, hdr->virtio_op, virtio_op_vals, "Unknown (%u)")
-                                   : vsock_val_to_str(pinfo->pool, hdr->op, vsockmon_op_vals, "Unknown (%u)"),
-                               hdr->payload_len);
+                               address_to_str(pinfo->pool, &pinfo->src), packet->src_port,
+                               address_to_str(pinfo->pool, &pinfo->dst), packet->dst_port,
+                               packet->has_virtio
+                                   ? vsock_val_to_str(pinfo->pool, packet->virtio_op, virtio_op_vals, "Unknown (%u)")
+                                   : vsock_val_to_str(pinfo->pool, packet->op, vsockmon_op_vals, "Unknown (%u)"),
+                               packet->payload_len);
 
-    vsock_taps_queue(pinfo, hdr, payload_tvb);
+    vsock_taps_queue(pinfo, packet, payload_tvb);
     /* After our Info: an application protocol replaces it, as over TCP. */
     if (payload_tvb)
-        vsock_reassemble_payload(payload_tvb, pinfo, tree, hdr);
-    else if (hdr->has_virtio && hdr->virtio_op == VIRTIO_VSOCK_OP_RST)
-        vsock_reassembly_note_rst(pinfo, vsock_tree, hdr);
+        vsock_reassembly_dissect(payload_tvb, pinfo, tree, packet);
+    else if (packet->has_virtio && packet->virtio_op == VIRTIO_VSOCK_OP_RST)
+        vsock_reassembly_note_rst(pinfo, vsock_tree, packet);
     return tvb_captured_length(tvb);
 }
 
@@ -671,66 +689,66 @@ void proto_register_vsock_plugin(void)
             0x0, NULL, HFILL } },
         { &hf_vsock_payload_excess,
           { "Bytes beyond the payload length", "vsock.payload_excess", FT_BYTES, BASE_NONE, NULL,
-            0x0, "Frame bytes after the virtio len payload bytes (Linux < 6.12 vhost capture bug)", HFILL } },
+            0x0, "Frame bytes after the virtio len payload bytes (vhost capture bug fixed by Linux commit 5f344d809e01)", HFILL } },
         { &hf_vsock_len,
           { "Payload length", "vsock.len", FT_UINT32, BASE_DEC, NULL,
             0x0, NULL, HFILL } },
 
         /* virtio transport header */
-        { &hf_virtio_src_cid,
+        { &hf_vsock_virtio_src_cid,
           { "Source CID", "vsock.virtio.src_cid", FT_UINT64, BASE_CUSTOM, CF_FUNC(format_cid),
             0x0, NULL, HFILL } },
-        { &hf_virtio_dst_cid,
+        { &hf_vsock_virtio_dst_cid,
           { "Destination CID", "vsock.virtio.dst_cid", FT_UINT64, BASE_CUSTOM, CF_FUNC(format_cid),
             0x0, NULL, HFILL } },
-        { &hf_virtio_src_port,
+        { &hf_vsock_virtio_src_port,
           { "Source port", "vsock.virtio.src_port", FT_UINT32, BASE_DEC, NULL,
             0x0, NULL, HFILL } },
-        { &hf_virtio_dst_port,
+        { &hf_vsock_virtio_dst_port,
           { "Destination port", "vsock.virtio.dst_port", FT_UINT32, BASE_DEC, NULL,
             0x0, NULL, HFILL } },
-        { &hf_virtio_src_prot,
+        { &hf_vsock_virtio_src_prot,
           { "Source port (old name)", "vsock.virtio.src_prot", FT_UINT32, BASE_DEC, NULL,
             0x0, "Alias of vsock.virtio.src_port kept for filters written for the built-in dissector", HFILL } },
-        { &hf_virtio_dst_prot,
+        { &hf_vsock_virtio_dst_prot,
           { "Destination port (old name)", "vsock.virtio.dst_prot", FT_UINT32, BASE_DEC, NULL,
             0x0, "Alias of vsock.virtio.dst_port kept for filters written for the built-in dissector", HFILL } },
-        { &hf_virtio_len,
+        { &hf_vsock_virtio_len,
           { "Length", "vsock.virtio.len", FT_UINT32, BASE_DEC, NULL,
             0x0, NULL, HFILL } },
-        { &hf_virtio_type,
+        { &hf_vsock_virtio_type,
           { "Type", "vsock.virtio.type", FT_UINT16, BASE_DEC, VALS(virtio_type_vals),
             0x0, NULL, HFILL } },
-        { &hf_virtio_op,
+        { &hf_vsock_virtio_op,
           { "Operation", "vsock.virtio.op", FT_UINT16, BASE_DEC, VALS(virtio_op_vals),
             0x0, NULL, HFILL } },
-        { &hf_virtio_flags,
+        { &hf_vsock_virtio_flags,
           { "Flags", "vsock.virtio.flags", FT_UINT32, BASE_HEX, NULL,
             0x0, NULL, HFILL } },
-        { &hf_virtio_flags_shutdown_rcv,
+        { &hf_vsock_virtio_flags_shutdown_rcv,
           { "No more receive", "vsock.virtio.flags.shutdown_rcv", FT_BOOLEAN, 32, NULL,
             VIRTIO_VSOCK_SHUTDOWN_RCV, NULL, HFILL } },
-        { &hf_virtio_flags_shutdown_send,
+        { &hf_vsock_virtio_flags_shutdown_send,
           { "No more send", "vsock.virtio.flags.shutdown_send", FT_BOOLEAN, 32, NULL,
             VIRTIO_VSOCK_SHUTDOWN_SEND, NULL, HFILL } },
-        { &hf_virtio_flags_seq_eom,
+        { &hf_vsock_virtio_flags_seq_eom,
           { "End of message", "vsock.virtio.flags.seq_eom", FT_BOOLEAN, 32, NULL,
             VIRTIO_VSOCK_SEQ_EOM, NULL, HFILL } },
-        { &hf_virtio_flags_seq_eor,
+        { &hf_vsock_virtio_flags_seq_eor,
           { "End of record", "vsock.virtio.flags.seq_eor", FT_BOOLEAN, 32, NULL,
             VIRTIO_VSOCK_SEQ_EOR, NULL, HFILL } },
-        { &hf_virtio_buf_alloc,
+        { &hf_vsock_virtio_buf_alloc,
           { "Buffer allocation", "vsock.virtio.buf_alloc", FT_UINT32, BASE_DEC, NULL,
             0x0, "Receive buffer size of the sender", HFILL } },
-        { &hf_virtio_fwd_cnt,
+        { &hf_vsock_virtio_fwd_cnt,
           { "Forward count", "vsock.virtio.fwd_cnt", FT_UINT32, BASE_DEC, NULL,
             0x0, "Free-running count of bytes the sender has consumed", HFILL } },
     };
 
     static int *ett[] = {
         &ett_vsock,
-        &ett_virtio,
-        &ett_virtio_flags,
+        &ett_vsock_virtio,
+        &ett_vsock_virtio_flags,
     };
 
     static ei_register_info ei[] = {
@@ -764,39 +782,40 @@ void proto_register_vsock_plugin(void)
         { &ei_vsock_port_mismatch,
           { "vsock.port.mismatch", PI_PROTOCOL, PI_WARN,
             "vsockmon and virtio headers disagree on a port", EXPFILL } },
-        { &ei_vsock_payload_len_mismatch,
+        { &ei_vsock_len_mismatch,
           { "vsock.len.mismatch", PI_PROTOCOL, PI_WARN,
             "Payload length differs from virtio len", EXPFILL } },
         { &ei_vsock_payload_unexpected,
           { "vsock.payload.unexpected", PI_PROTOCOL, PI_WARN,
             "Payload on a packet that carries no data", EXPFILL } },
-        { &ei_virtio_hdr_len_bad,
+        { &ei_vsock_virtio_hdr_len_bad,
           { "vsock.virtio.hdr_len.bad", PI_MALFORMED, PI_WARN,
             "Transport length is not the 44-byte virtio header", EXPFILL } },
-        { &ei_virtio_hdr_truncated,
+        { &ei_vsock_virtio_truncated,
           { "vsock.virtio.truncated", PI_MALFORMED, PI_ERROR,
             "Virtio header truncated", EXPFILL } },
-        { &ei_virtio_op_unknown,
+        { &ei_vsock_virtio_op_unknown,
           { "vsock.virtio.op.unknown", PI_PROTOCOL, PI_WARN,
             "Unknown virtio operation", EXPFILL } },
-        { &ei_virtio_op_invalid,
+        { &ei_vsock_virtio_op_invalid,
           { "vsock.virtio.op.invalid", PI_PROTOCOL, PI_WARN,
             "Operation 0 (VIRTIO_VSOCK_OP_INVALID)", EXPFILL } },
-        { &ei_virtio_type_unknown,
+        { &ei_vsock_virtio_type_unknown,
           { "vsock.virtio.type.unknown", PI_PROTOCOL, PI_WARN,
             "Unknown socket type", EXPFILL } },
-        { &ei_virtio_rw_empty,
+        { &ei_vsock_virtio_len_zero,
           { "vsock.virtio.len.zero", PI_PROTOCOL, PI_WARN,
             "RW packet without payload (Linux never sends one)", EXPFILL } },
-        { &ei_virtio_flags_unknown,
+        { &ei_vsock_virtio_flags_unknown,
           { "vsock.virtio.flags.unknown", PI_PROTOCOL, PI_WARN,
             "Flag bits not defined for this operation", EXPFILL } },
-        { &ei_virtio_shutdown_no_flags,
+        { &ei_vsock_virtio_flags_shutdown_none,
           { "vsock.virtio.flags.shutdown_none", PI_PROTOCOL, PI_WARN,
             "SHUTDOWN with neither RCV nor SEND set", EXPFILL } },
     };
 
-    expert_module_t *expert_vsock;
+    expert_module_t *expert;
+    module_t *prefs;
 
     /* Adopt the built-in protocol: registering "vsock" twice aborts, and
      * adopting it keeps every filter users already have. */
@@ -806,8 +825,13 @@ void proto_register_vsock_plugin(void)
 
     proto_register_field_array(proto_vsock, hf, array_length(hf));
     proto_register_subtree_array(ett, array_length(ett));
-    expert_vsock = expert_register_protocol(proto_vsock);
-    expert_register_field_array(expert_vsock, ei, array_length(ei));
+    expert = expert_register_protocol(proto_vsock);
+    expert_register_field_array(expert, ei, array_length(ei));
+    /* The built-in has no preferences; should it gain some one day, adding
+     * ours to its module is what works (registering a second one aborts). */
+    prefs = prefs_find_module("vsock");
+    if (prefs == NULL)
+        prefs = prefs_register_protocol(proto_vsock, NULL);
 
     vsock_address_type = address_type_dissector_register("AT_VSOCK_CID", "vsock CID",
                                                          vsock_cid_to_str, vsock_cid_str_len, NULL,
@@ -815,10 +839,11 @@ void proto_register_vsock_plugin(void)
                                                          vsock_cid_name, vsock_cid_name_len);
 
     vsock_handle = create_dissector_handle(dissect_vsock, proto_vsock);
-    vsock_payload_register(proto_vsock);
-    vsock_analysis_register(proto_vsock);
-    vsock_reassembly_register(proto_vsock);
-    vsock_taps_register(proto_vsock);
+    vsock_conversation_register(proto_vsock, expert);
+    vsock_analysis_register(proto_vsock, prefs, expert);
+    vsock_payload_register(proto_vsock, prefs);
+    vsock_reassembly_register(proto_vsock, prefs, expert);
+    vsock_taps_register(proto_vsock, vsock_address_type);
 }
 
 void proto_reg_handoff_vsock_plugin(void)

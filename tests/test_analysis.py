@@ -16,8 +16,21 @@ ANALYSIS_FIELDS = ["vsock.stream", "vsock.state", "vsock.seq", "vsock.nxtseq", "
 LINK_FIELDS = ["vsock.response_in", "vsock.response_to", "vsock.rst_in", "vsock.shutdown_frame",
                "vsock.credit_update_in", "vsock.credit_request_frame"]
 
-# vsock.state values
-UNKNOWN, CONNECTING, ESTABLISHED, REFUSED, HALF_CLIENT, HALF_SERVER, CLOSING, CLOSED, RESET = map(str, range(9))
+# vsock.state values, as the plugin names them (the names are the API, the numbers its own).
+STATE_NAMES = ["Tracked from mid-connection", "Connecting", "Established", "Refused",
+               "Half-closed (connecting side done sending)", "Half-closed (listening side done sending)",
+               "Closing", "Closed", "Reset"]
+UNKNOWN, CONNECTING, ESTABLISHED, REFUSED, HALF_CLIENT, HALF_SERVER, CLOSING, CLOSED, RESET = STATE_NAMES
+
+
+@pytest.fixture(autouse=True, scope="module")
+def state_values(tshark):
+    """Replaces the state names above by the plugin's numbers for them."""
+    values = tshark.field_values("vsock.state")
+    assert set(values) == set(STATE_NAMES)
+    globals().update({const: values[name] for const, name in zip(
+        ["UNKNOWN", "CONNECTING", "ESTABLISHED", "REFUSED", "HALF_CLIENT", "HALF_SERVER", "CLOSING", "CLOSED",
+         "RESET"], STATE_NAMES)})
 
 
 def synthetic(name):
@@ -206,3 +219,40 @@ def test_records_of_a_long_capture(tshark):
             ["70002", "0", "69999", "70000", "70000"]]
     assert tshark.frames(capture, "vsock.analysis.credit_violation || vsock.analysis.unknown_connection",
                          extra=["-2"]) == []
+
+
+def test_loopback_answers_from_cid_1_pair_with_the_request_to_cid_2(tshark):
+    """vsock_loopback carries a connection to CID 2 (a host with vhost_vsock, no
+    guest transport) and stamps CID 1 on the answers: 1:x -> 2:P, then 1:P -> 1:x.
+    One stream, established, closed; a note on the first answer, no warning."""
+    assert rows(tshark, "loopback_cid2", ["vsock.stream", "vsock.state", "vsock.seq", "vsock.response_to",
+                                          "vsock.rst_in", "vsock.shutdown_frame"]) == [
+        ("0", CONNECTING, "", "", "", ""), ("0", ESTABLISHED, "", "1", "", ""), ("0", ESTABLISHED, "0", "", "", ""),
+        ("0", ESTABLISHED, "0", "", "", ""), ("0", CLOSING, "", "", "6", ""), ("0", CLOSED, "", "", "", "5")]
+    capture = tshark.capture(synthetic("loopback_cid2"))
+    for extra in ([], ["-2"]):
+        assert tshark.vsock_experts(capture, extra=extra) == {2: {"vsock.loopback.paired"}}
+    assert tshark.column(capture, "_ws.expert.message", "vsock.loopback.paired") == [
+        "Answer from CID 1 (vsock_loopback) paired with the connection from 1:3000000001 to 2:5200"]
+    out = tshark.text(["-r", capture, "-q", "-z", "follow,vsock,ascii,0", "-z", "conv,vsock"])
+    assert "Node 0: 1:3000000001\nNode 1: 2:5200\n6\nhello\n\n\t4\nhi\r\n" in out
+    assert len([line for line in out.splitlines() if "<->" in line]) == 1
+
+
+def test_connection_without_transport_header(tshark):
+    """vsockmon transport 1 ("no info", no virtio header), as hybrid-vsock
+    captures write: CONNECT, its answer, payloads, DISCONNECTs make one stream
+    with offsets, reassembly (the HTTP response spans three payloads) and
+    Follow; nothing needs credit, so no analysis and no expert info."""
+    capture = tshark.capture("synthetic/notrans_http.pcap")
+    for extra in ([], ["-2"]):
+        assert tshark.fields(capture, ["frame.number", "vsock.stream", "vsock.seq", "vsock.nxtseq", "vsock.state",
+                                       "http.response.code"], extra=extra) == [
+            ["1", "0", "", "", "", ""], ["2", "0", "", "", "", ""], ["3", "0", "0", "36", "", ""],
+            ["4", "0", "0", "20", "", ""], ["5", "0", "20", "45", "", ""], ["6", "0", "45", "51", "", "200"],
+            ["7", "0", "", "", "", ""], ["8", "0", "", "", "", ""]]
+        assert tshark.vsock_experts(capture, extra=extra) == {}
+    assert tshark.fields(capture, ["frame.number", "vsock.reassembled_in"], "vsock.reassembled_in",
+                         extra=["-2"]) == [["4", "6"], ["5", "6"]]
+    out = tshark.text(["-r", capture, "-q", "-z", "follow,vsock,raw,0"])
+    assert "Node 0: 2:1073741824\nNode 1: 3:8080\n" in out

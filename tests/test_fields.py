@@ -1,5 +1,7 @@
 """Every header field, per packet, on the synthetic captures; columns; registration."""
 
+import os
+
 import pytest
 
 GOOD = "synthetic/good.pcap"
@@ -178,3 +180,17 @@ def test_good_packets_carry_no_expert_info(tshark):
 def test_passes_agree(tshark, two_pass):
     extra = ["-2"] if two_pass else []
     assert tshark.column(tshark.capture(GOOD), "_ws.col.Info", extra=extra) == GOOD_INFO
+
+
+def test_every_expert_info_has_a_test(tshark):
+    """The expert infos come from the plugin itself (tshark -G fields): a new one
+    that no test names fails here instead of going untested."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    text = ""
+    for name in os.listdir(tests):
+        if name.startswith("test_") and name.endswith(".py"):
+            with open(os.path.join(tests, name)) as f:
+                text += f.read()
+    experts = tshark.experts()
+    assert len(experts) > 30
+    assert sorted(e for e in experts if e not in text) == []

@@ -116,7 +116,7 @@ def test_http2_found_by_its_preface_on_any_port(tshark):
     not start with the preface is data. The plugin asks Wireshark's HTTP/2
     heuristic only when it could accept (it creates a conversation for every
     payload it sees): the answers must be the ones it gives itself, on one
-    pass, two, without connection tracking and with every payload offered."""
+    pass, two, without connection analysis and with every payload offered."""
     capture = tshark.capture(HTTP2)
     expected = [["3", "HTTP2", "4", ""], ["4", "HTTP2", "4", ""],
                 ["5", "HTTP2", "4|1", "GET|http|/|vm.example"], ["6", "HTTP2", "4|1|0", "200"],
@@ -141,8 +141,11 @@ def test_heuristics_on_every_payload_by_preference(tshark):
         ["4", "/late"], ["6", "/mid"], ["9", "/first"]]
 
 
-def test_heuristics_every_payload_without_connection_tracking(tshark):
-    """Without connection tracking nothing is known of a connection's start:
-    every payload is offered, as over TCP."""
+def test_heuristics_rule_without_connection_analysis(tshark):
+    """The rule needs connection tracking, which runs with vsock.analyze_connections
+    off too: the same payloads are offered to the heuristics."""
     capture = tshark.capture(LATE)
-    assert tshark.frames(capture, "http", extra=["-o", "vsock.analyze_connections:FALSE"]) == [4, 6, 9, 10]
+    off = ["-o", "vsock.analyze_connections:FALSE"]
+    for extra in ([], ["-2"]):
+        assert tshark.frames(capture, "http", extra=extra + off) == tshark.frames(capture, "http", extra=extra) \
+            == [6, 9, 10]

@@ -5,6 +5,8 @@ import json
 import os
 import sys
 
+import pytest
+
 from vsocktest import CAPTURES, REPO
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
@@ -28,9 +30,12 @@ def test_http_response_of_100_kb_is_one_message(tshark):
     assert tshark.column(capture, "vsock.segment.count", "frame.number == 8", extra=["-2"]) == ["3"]
 
 
-def test_http_bodies_match_what_the_server_sent(tshark):
-    export_dir = os.path.join(tshark.scratch, "http-objects")
-    tshark.run(["-r", tshark.capture("real/http.pcap"), "-q", "--export-objects", f"http,{export_dir}"])
+@pytest.mark.parametrize("extra", [[], ["-o", "vsock.analyze_connections:FALSE"]], ids=["analysis", "no-analysis"])
+def test_http_bodies_match_what_the_server_sent(tshark, extra):
+    """Reassembly needs connection tracking, not the connection analysis: with
+    vsock.analyze_connections off the 100 kB body is exported all the same."""
+    export_dir = os.path.join(tshark.scratch, "http-objects-" + str(len(extra)))
+    tshark.run(["-r", tshark.capture("real/http.pcap"), "-q", "--export-objects", f"http,{export_dir}"] + extra)
     bodies = {}
     for name in os.listdir(export_dir):
         with open(os.path.join(export_dir, name), "rb") as f:
@@ -39,6 +44,10 @@ def test_http_bodies_match_what_the_server_sent(tshark):
     assert exchanges[0]["response_body_sha256"] in bodies.values()
     assert exchanges[1]["request_body_sha256"] in bodies.values()
     assert exchanges[1]["response_body_sha256"] in bodies.values()
+    if extra:
+        assert tshark.fields(tshark.capture("real/http.pcap"), ["frame.number", "vsock.reassembled_in"],
+                             "vsock.reassembled_in", extra=["-2"] + extra) == \
+            [["5", "8"], ["7", "8"], ["10", "12"], ["14", "16"]]
 
 
 def test_one_pass_shows_the_same_http_messages(tshark):

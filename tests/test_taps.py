@@ -80,14 +80,26 @@ def test_follow_raw_is_what_each_application_sent(tshark, pcap):
 
     for name, (conn, stream) in wanted.items():
         nodes, sent = parse_raw_follow(blocks[f"vsock.stream eq {stream}"])
-        by_port = {conn["src"]["port"]: b"", conn["dst"]["port"]: b""}
-        for node, data in zip(nodes, sent):
-            if data:
-                # Node 0 is the side that sent data first, not always the connecting side.
-                assert node_port(node) in by_port, (name, node)
-                by_port[node_port(node)] = data
-        check_direction(f"{name} src_to_dst", by_port[conn["src"]["port"]], conn["src_to_dst"])
-        check_direction(f"{name} dst_to_src", by_port[conn["dst"]["port"]], conn["dst_to_src"])
+        # Node 0 is the connecting side (TCP's Follow: the sender of the SYN),
+        # also when the listening side speaks first (an SSH banner).
+        if conn["src_to_dst"]["bytes"] or conn["dst_to_src"]["bytes"]:
+            assert [node_port(node) for node in nodes] == [conn["src"]["port"], conn["dst"]["port"]], name
+        check_direction(f"{name} src_to_dst", sent[0], conn["src_to_dst"])
+        check_direction(f"{name} dst_to_src", sent[1], conn["dst_to_src"])
+
+
+def test_follow_names_the_connecting_side_when_the_server_speaks_first(tshark):
+    """real/multi_halfclose.pcap, connection B: the server on port 6002 sends its banner
+    first; node 0 is still the client that connected (stream 2)."""
+    capture = tshark.capture("real/multi_halfclose.pcap")
+    conn = {c["name"]: c for c in ground_truth(os.path.join(CAPTURES, "real", "multi_halfclose.pcap"))[
+        "connections"]}["B-server-halfclose"]
+    first_rw = tshark.fields(capture, ["vsock.src_port"], "vsock.stream == 2 && vsock.virtio.op == 5")[0][0]
+    assert int(first_rw) == conn["dst"]["port"] == 6002
+    nodes, sent = parse_raw_follow(follow_blocks(tshark.text(["-r", capture, "-q", "-z", "follow,vsock,raw,2"]))[
+        "vsock.stream eq 2"])
+    assert nodes == [f"1:{conn['src']['port']}", "1:6002"]
+    assert (len(sent[0]), len(sent[1])) == (conn["src_to_dst"]["bytes"], conn["dst_to_src"]["bytes"]) == (30000, 37)
 
 
 GOOD_FOLLOW_HEX = """\
@@ -209,14 +221,15 @@ def endpoint_rows(text):
 
 
 # good.pcap: one row per stream (the stream is the conversation id), then the
-# three frames without a virtio header (no stream: addresses and ports).
+# frame of an unknown transport (no stream: addresses and ports).
 GOOD_CONVERSATIONS = [
     ("3", "host", 4, 311, 6, 462, 10, 773, "0.000000000", "0.0090"),    # stream 0, stream socket
     ("3", "host", 2, 152, 5, 540, 7, 692, "0.010000000", "0.0060"),     # stream 1, seqpacket
-    ("3", "host", 0, 0, 3, 104, 3, 104, "0.020000000", "0.0020"),       # no virtio header
+    ("3", "host", 0, 0, 2, 72, 2, 72, "0.020000000", "0.0010"),         # stream 5, "no info" transport
     ("3", "host", 0, 0, 1, 81, 1, 81, "0.017000000", "0.0000"),         # stream 2, dgram
     ("local", "local", 0, 0, 1, 76, 1, 76, "0.018000000", "0.0000"),    # stream 3, unanswered
     ("hypervisor", "any", 0, 0, 1, 76, 1, 76, "0.019000000", "0.0000"),  # stream 4
+    ("3", "host", 0, 0, 1, 32, 1, 32, "0.022000000", "0.0000"),         # unknown transport
 ]
 
 
@@ -304,36 +317,39 @@ GOOD_STATS = [
     (2, "RST", 1),
     (2, "RW", 2),
     (2, "SHUTDOWN", 3),
-    (0, "Streams", 5),
+    (0, "Streams", 6),
     (1, "Stream 0: 3:50000 <-> 2:1234", 10),
     (2, "Packets A->B", 6),
     (2, "Packets B->A", 4),
     (2, "Payload bytes A->B", 6),
     (2, "Payload bytes B->A", 7),
-    (2, "State closed", 1),           # the final state counts 1 ...
-    (2, "State closing", 0),          # ... the states passed through 0
-    (2, "State connecting", 0),
-    (2, "State established", 0),
+    (2, "State Closed", 1),           # the final state counts 1 ...
+    (2, "State Closing", 0),          # ... the states passed through 0
+    (2, "State Connecting", 0),
+    (2, "State Established", 0),
     (1, "Stream 1: 3:50001 <-> 2:5000", 7),
     (2, "Packets A->B", 5),
     (2, "Packets B->A", 2),
     (2, "Payload bytes A->B", 160),
     (2, "Payload bytes B->A", 0),
-    (2, "State closed", 1),
-    (2, "State closing", 0),
-    (2, "State connecting", 0),
-    (2, "State established", 0),
+    (2, "State Closed", 1),
+    (2, "State Closing", 0),
+    (2, "State Connecting", 0),
+    (2, "State Established", 0),
     (1, "Stream 2: 3:50002 <-> 2:6000", 1),   # dgram: no connection state
     (2, "Packets A->B", 1),
     (2, "Payload bytes A->B", 5),
     (1, "Stream 3: 1:40000 <-> 1:40001", 1),
     (2, "Packets A->B", 1),
     (2, "Payload bytes A->B", 0),
-    (2, "State connecting", 1),
+    (2, "State Connecting", 1),
     (1, "Stream 4: 0:100 <-> 4294967295:200", 1),
     (2, "Packets A->B", 1),
     (2, "Payload bytes A->B", 0),
-    (2, "State connecting", 1),
+    (2, "State Connecting", 1),
+    (1, "Stream 5: 3:50003 <-> 2:1234", 2),   # "no info" transport: no analysis, no state
+    (2, "Packets A->B", 2),
+    (2, "Payload bytes A->B", 0),
 ]
 
 
@@ -350,17 +366,14 @@ def test_stats_tree_two_pass(tshark):
     assert stats_tree_rows(out) == GOOD_STATS
 
 
-STATE_NAMES = ["tracked from mid-connection", "connecting", "established", "refused", "half-closed by A",
-               "half-closed by B", "closing", "closed", "reset"]
-
-
 @pytest.mark.parametrize("pcap", REAL + [os.path.join(CAPTURES, GOOD)], ids=relative)
 def test_stats_tree_final_states(tshark, pcap):
     """Per stream, the State row that counts 1 is vsock.state of the stream's last packet."""
     capture = tshark.capture(relative(pcap))
+    state_names = {value: name for name, value in tshark.field_values("vsock.state").items()}
     last_state = {}
     for stream, state in tshark.fields(capture, ["vsock.stream", "vsock.state"], "vsock.state"):
-        last_state[int(stream)] = STATE_NAMES[int(state)]
+        last_state[int(stream)] = state_names[state]
     rows = stats_tree_rows(tshark.text(["-r", capture, "-q", "-z", "vsock,tree"]))
     finals, stream = {}, None
     for depth, name, count in rows:
@@ -374,7 +387,7 @@ def test_stats_tree_final_states(tshark, pcap):
 
 def test_stats_tree_final_states_named(tshark):
     """Refused connections end refused, a clean close ends closed."""
-    for capture, finals in (("real/refused.pcap", {"refused"}), ("real/stream_basic.pcap", {"closed"})):
+    for capture, finals in (("real/refused.pcap", {"Refused"}), ("real/stream_basic.pcap", {"Closed"})):
         rows = stats_tree_rows(tshark.text(["-r", tshark.capture(capture), "-q", "-z", "vsock,tree"]))
         assert {name for depth, name, count in rows if name.startswith("State ") and count == 1} == \
             {f"State {final}" for final in finals}
@@ -389,16 +402,16 @@ def test_stats_tree_payload_bytes_match_ground_truth(tshark):
     assert counts["Payload bytes B->A"] == conn["dst_to_src"]["bytes"]
 
 
-def test_without_connection_tracking(tshark):
-    """vsock.analyze_connections off: no streams, so the tables fall back to addresses and
-    ports, Follow finds nothing and the tree counts operations only."""
+def test_without_connection_analysis(tshark):
+    """vsock.analyze_connections off: connection tracking still numbers the streams, so
+    the tables and Follow work as with it; the tree has no states."""
     capture = tshark.capture(GOOD)
-    out = tshark.text(["-r", capture, "-q", "-o", "vsock.analyze_connections:FALSE",
-                       "-z", "conv,vsock", "-z", "vsock,tree", "-z", "follow,vsock,raw,0"])
-    rows = conversation_rows(out)
-    assert sum(row[6] for row in rows) == 23
-    # Stream 0 and the no-virtio frames share addresses, not ports: still apart.
-    assert ("3", "host", 4, 311, 6, 462, 10, 773, "0.000000000", "0.0090") in rows
-    stats = stats_tree_rows(out)
-    assert (0, "Streams", 0) in stats and not [r for r in stats if r[1].startswith("Stream ")]
-    assert "Node 0: :0" in follow_blocks(out)["vsock.stream eq 0"]
+    args = ["-r", capture, "-q", "-z", "conv,vsock", "-z", "vsock,tree", "-z", "follow,vsock,raw,0"]
+    on = tshark.text(args)
+    off = tshark.text(args[:3] + ["-o", "vsock.analyze_connections:FALSE"] + args[3:])
+    assert conversation_rows(off) == conversation_rows(on)
+    assert follow_blocks(off)["vsock.stream eq 0"] == follow_blocks(on)["vsock.stream eq 0"]
+    assert "Node 0: 3:50000" in follow_blocks(off)["vsock.stream eq 0"]
+    stats_on, stats_off = stats_tree_rows(on), stats_tree_rows(off)
+    assert [r for r in stats_on if r[1].startswith("State ")]
+    assert stats_off == [r for r in stats_on if not r[1].startswith("State ")]

@@ -38,23 +38,12 @@ FATAL_STDERR = ("Dissector bug", "DISSECTOR_ASSERT", "AddressSanitizer", "LeakSa
 FATAL_STDOUT = ("Dissector bug, protocol", "_ws.malformed.dissector_bug")
 
 
-# Every expert info of the plugin.
-HEADER_EXPERTS = {
-    "vsock.hdr.short", "vsock.trans_len.past_end", "vsock.trans.unknown", "vsock.trans_hdr.skipped",
-    "vsock.op.unknown", "vsock.op.mismatch", "vsock.reserved.nonzero", "vsock.cid.reserved_bits",
-    "vsock.cid.mismatch", "vsock.port.mismatch", "vsock.len.mismatch", "vsock.payload.unexpected",
-    "vsock.virtio.hdr_len.bad", "vsock.virtio.truncated", "vsock.virtio.op.unknown",
-    "vsock.virtio.op.invalid", "vsock.virtio.type.unknown", "vsock.virtio.len.zero",
-    "vsock.virtio.flags.unknown", "vsock.virtio.flags.shutdown_none",
-}
-ANALYSIS_EXPERTS = {
-    "vsock.analysis.unknown_connection", "vsock.analysis.credit_violation", "vsock.analysis.credit_exhausted",
-    "vsock.analysis.credit_reopened", "vsock.analysis.fwd_cnt_backwards", "vsock.analysis.data_after_shutdown",
-    "vsock.analysis.data_after_rst", "vsock.analysis.data_before_connect", "vsock.analysis.reused_ports",
-    "vsock.analysis.no_response", "vsock.analysis.refused", "vsock.analysis.reset",
-    "vsock.seqpacket.message_cut",
-}
-VSOCK_EXPERTS = HEADER_EXPERTS | ANALYSIS_EXPERTS
+# The plugin's FT_NONE fields that are subtrees, not expert infos: `tshark -G
+# fields` lists expert infos as FT_NONE fields too, with nothing to tell them apart.
+SUBTREE_FIELDS = {"vsock.analysis", "vsock.segments"}
+# Expert infos of the connection tracking, analysis and reassembly; the others
+# are about the headers.
+TRACKING_EXPERT_PREFIXES = ("vsock.analysis.", "vsock.seqpacket.", "vsock.loopback.")
 
 
 class TsharkError(AssertionError):
@@ -188,8 +177,30 @@ class Tshark:
         packets = out.split("<packet>")[1:]
         return [set(re.findall(r'<field name="([^"]+)"', packet)) for packet in packets]
 
+    def plugin_fields(self):
+        """The plugin's fields as `tshark -G fields` lists them: abbreviation -> type."""
+        if not hasattr(self, "_plugin_fields"):
+            rows = [line.split("\t") for line in self.text(["-G", "fields"]).splitlines()]
+            self._plugin_fields = {row[2]: row[3] for row in rows
+                                   if row[0] == "F" and len(row) > 4 and row[4] == "vsock"}
+        return self._plugin_fields
+
+    def experts(self):
+        """Every expert info the plugin registers under vsock (from the plugin itself)."""
+        return {name for name, ftype in self.plugin_fields().items()
+                if ftype == "FT_NONE" and name not in SUBTREE_FIELDS}
+
+    def header_experts(self):
+        return {name for name in self.experts() if not name.startswith(TRACKING_EXPERT_PREFIXES)}
+
+    def field_values(self, field):
+        """A field's value names as the plugin registers them: name -> value (a string)."""
+        rows = [line.split("\t") for line in self.text(["-G", "values"]).splitlines()]
+        return {row[3]: row[2] for row in rows if row[0] == "V" and len(row) > 3 and row[1] == field}
+
     def vsock_experts(self, capture, extra=(), plugin=True):
         """Frame number -> the plugin's expert infos on it, for frames that have any."""
+        experts = self.experts()
         per_packet = self.pdml_field_names(capture, extra, plugin)
-        return {number: names & VSOCK_EXPERTS
-                for number, names in enumerate(per_packet, start=1) if names & VSOCK_EXPERTS}
+        return {number: names & experts
+                for number, names in enumerate(per_packet, start=1) if names & experts}

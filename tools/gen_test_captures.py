@@ -511,7 +511,49 @@ def analysis_cases():
     cases["handoff_late_protocol.pcap"] = late_protocol()
     cases["reassembly_carry_over.pcap"] = carry_over()
     cases["handoff_http2.pcap"] = http2_prior_knowledge()
+    cases["analysis_loopback_cid2.pcap"] = loopback_to_cid2()
+    cases["notrans_http.pcap"] = no_transport_info_http()
     return cases
+
+
+def loopback_to_cid2():
+    """A connection to CID 2 carried by vsock_loopback (a host with vhost_vsock
+    and no guest transport): the REQUEST and the client's data go 1:x -> 2:P,
+    but vsock_loopback stamps its own CID 1 on the answers, 1:P -> 1:x."""
+    client, server, answer = (CID_LOCAL, 3000000001), (CID_HOST, 5200), (CID_LOCAL, 5200)
+    return [
+        ("REQUEST 1:3000000001 -> 2:5200", virtio_frame(client, server, OP_REQUEST)),
+        ("RESPONSE 1:5200 -> 1:3000000001 (CID 1, not 2)", virtio_frame(answer, client, OP_RESPONSE)),
+        ("RW 1 -> 2, 6 bytes \"hello\\n\"", virtio_frame(client, server, OP_RW, payload=b"hello\n")),
+        ("RW 1:5200 -> 1, 4 bytes \"hi\\r\\n\", fwd_cnt 6",
+         virtio_frame(answer, client, OP_RW, payload=b"hi\r\n", fwd_cnt=6)),
+        ("SHUTDOWN 1 -> 2 flags 3", virtio_frame(client, server, OP_SHUTDOWN, flags=3, fwd_cnt=4)),
+        ("RST 1:5200 -> 1 answering the SHUTDOWN", virtio_frame(answer, client, OP_RST, fwd_cnt=6)),
+    ]
+
+
+def no_transport_info_http():
+    """A connection captured without a transport header (vsockmon transport 1,
+    "no info", length 0), as a capture of hybrid vsock writes one: CONNECT and
+    its answer, an HTTP request and a response split over three payloads, and
+    each side's DISCONNECT. The host (2) connects to the guest (3)."""
+    host, guest = (CID_HOST, 1073741824), (CID_GUEST, 8080)
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nhello, vsock"
+    frames = [
+        ("CONNECT 2:1073741824 -> 3:8080", mon_frame(host, guest, MON_OP_CONNECT, TRANS_NO_INFO)),
+        ("CONNECT 3:8080 -> 2 (the answer)", mon_frame(guest, host, MON_OP_CONNECT, TRANS_NO_INFO)),
+        ("PAYLOAD 2 -> 3, an HTTP GET",
+         mon_frame(host, guest, MON_OP_PAYLOAD, TRANS_NO_INFO,
+                   payload=b"GET /hello HTTP/1.1\r\nHost: guest\r\n\r\n")),
+    ]
+    for i, part in enumerate((response[:20], response[20:45], response[45:]), 1):
+        frames.append(("PAYLOAD 3 -> 2, the HTTP response part %d of 3" % i,
+                       mon_frame(guest, host, MON_OP_PAYLOAD, TRANS_NO_INFO, payload=part)))
+    frames += [
+        ("DISCONNECT 2 -> 3", mon_frame(host, guest, MON_OP_DISCONNECT, TRANS_NO_INFO)),
+        ("DISCONNECT 3 -> 2", mon_frame(guest, host, MON_OP_DISCONNECT, TRANS_NO_INFO)),
+    ]
+    return frames
 
 
 def carry_over():
