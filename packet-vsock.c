@@ -189,18 +189,12 @@ static int vsock_cid_to_str(const address *addr, char *buf, int buf_len)
     return (int)strlen(buf) + 1;
 }
 
-/* The columns show what this returns: the name of a well-known CID, else its
- * number (dissection is single-threaded, so one buffer serves). */
+/* The columns show the name of a well-known CID; for any other, NULL makes
+ * them show the number (to_str). A static buffer for that number was shared
+ * by the Source and Destination columns: both showed one CID. */
 static const char *vsock_cid_name(const address *addr)
 {
-    static char number[21];
-    uint64_t cid = pletoh64(addr->data);
-    const char *name = try_val64_to_str(cid, vsock_cid_vals);
-
-    if (name)
-        return name;
-    snprintf(number, sizeof number, "%" PRIu64, cid);
-    return number;
+    return try_val64_to_str(pletoh64(addr->data), vsock_cid_vals);
 }
 
 static int vsock_cid_name_len(void)

@@ -1,8 +1,11 @@
 """Every header field, per packet, on the synthetic captures; columns; registration."""
 
 import os
+import sys
 
 import pytest
+
+from vsocktest import REPO
 
 GOOD = "synthetic/good.pcap"
 
@@ -194,3 +197,15 @@ def test_every_expert_info_has_a_test(tshark):
     experts = tshark.experts()
     assert len(experts) > 30
     assert sorted(e for e in experts if e not in text) == []
+
+
+def test_source_and_destination_columns_of_unnamed_cids(tshark):
+    """CIDs without a name show their own numbers in both columns (a buffer
+    shared by the two columns once made both show the same CID)."""
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    import gen_test_captures as gen  # the project's capture builder
+
+    capture = tshark.scratch_file("cid16.pcap", gen.pcap_bytes([
+        gen.virtio_frame((16, 5000), (3, 1234), gen.OP_REQUEST),
+        gen.virtio_frame((3, 1234), (gen.CID_HOST, 1234), gen.OP_RW, payload=b"x")]))
+    assert tshark.fields(capture, ["_ws.col.Source", "_ws.col.Destination"]) == [["16", "3"], ["3", "host"]]
