@@ -2,8 +2,10 @@
 # Make real AF_VSOCK captures (pcap, LINKTYPE_VSOCK 271) plus ground-truth JSON inside a
 # qemu VM booted from Debian's own kernel. See README.md beside this file.
 #
-#   tools/vm-capture/make-captures.sh [--workdir DIR] [--rebuild] [--only S1,S2] [--tcg] [OUTDIR]
+#   tools/vm-capture/make-captures.sh [--workdir DIR] [--rebuild] [--only S1,S2] [--tcg] [--mirror URL] [--proxy URL] [OUTDIR]
 #
+# Packages come from the host's own apt mirror and proxy (override: --mirror / DEBIAN_MIRROR,
+# --proxy / VMCAP_APT_PROXY; --proxy none = no proxy).
 # All vsock activity happens inside the VM: this host never loads vsock modules or opens
 # AF_VSOCK sockets. The outer VM has no vsock device towards this host.
 set -euo pipefail
@@ -16,7 +18,8 @@ rebuild=0
 only=""
 force_tcg=0
 suite=bookworm
-mirror=http://deb.debian.org/debian
+mirror=${DEBIAN_MIRROR:-}
+proxy=${VMCAP_APT_PROXY:-}
 
 usage() { sed -n '5p' "$0" | sed 's/^# *//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
@@ -25,6 +28,8 @@ while [ $# -gt 0 ]; do
         --rebuild) rebuild=1; shift ;;
         --only) only=$2; shift 2 ;;
         --tcg) force_tcg=1; shift ;;
+        --mirror) mirror=$2; shift 2 ;;
+        --proxy) proxy=$2; shift 2 ;;
         -h|--help) usage 0 ;;
         -*) echo "unknown option $1" >&2; usage 2 ;;
         *) outdir=$1; shift ;;
@@ -33,6 +38,63 @@ done
 mkdir -p "$workdir" "$outdir"
 workdir=$(cd "$workdir" && pwd)
 outdir=$(cd "$outdir" && pwd)
+
+# The host's Debian mirror, from deb822 (*.sources) or one-line sources.list entries: the first
+# non-security URI that carries $suite, else the first non-security one with "debian" in it
+# (like tools/chroot-test.sh's host_mirror, which does not look at suites).
+host_mirror() {
+    local f
+    {
+        for f in /etc/apt/sources.list.d/*.sources; do
+            [ -f "$f" ] || continue
+            # deb822: paragraphs separated by blank lines; print "URI SUITES..." per deb paragraph.
+            awk -v RS= '{
+                uri = ""; suites = ""; deb = 0; enabled = 1
+                n = split($0, line, "\n")
+                for (i = 1; i <= n; i++) {
+                    if (line[i] ~ /^[ \t]*#/) continue
+                    if (line[i] ~ /^Types:/ && line[i] ~ /[ \t]deb([ \t]|$)/) deb = 1
+                    if (line[i] ~ /^Enabled:[ \t]*no/) enabled = 0
+                    if (line[i] ~ /^URIs:/) { split(line[i], w, /[ \t]+/); uri = w[2] }
+                    if (line[i] ~ /^Suites:/) { suites = line[i]; sub(/^Suites:[ \t]*/, "", suites) }
+                }
+                if (deb && enabled && uri != "") print uri, suites
+            }' "$f"
+        done
+        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+            [ -f "$f" ] || continue
+            # deb [options] URI SUITE COMPONENTS...
+            awk '$1 == "deb" {
+                i = 2
+                if ($i ~ /^\[/) { while ($i !~ /\]$/ && i < NF) i++; i++ }
+                print $i, $(i + 1)
+            }' "$f"
+        done
+    } | awk -v suite="$suite" '
+        $1 ~ /security/ { next }
+        { for (i = 2; i <= NF; i++) if ($i == suite) { print $1; found = 1; exit } }
+        first == "" && $1 ~ /debian/ { first = $1 }
+        END { if (!found && first != "") print first }'
+}
+
+# The proxy the host's apt uses (Acquire::http::Proxy), if any.
+host_proxy() {
+    local p=""
+    eval "$(apt-config shell p Acquire::http::Proxy 2>/dev/null)" || true
+    case $p in ""|DIRECT|false) ;; *) echo "$p" ;; esac
+}
+
+[ -n "$mirror" ] || mirror=$(host_mirror)
+[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+# apt_opts: for apt-get on the host (which already reads the host's own proxy setting; this
+# carries an override); http_proxy: for debootstrap and apt-get inside the guest root.
+apt_opts=()
+case $proxy in
+    none) proxy=""; apt_opts=(-o "Acquire::http::Proxy="); unset http_proxy ;;
+    "") proxy=$(host_proxy); [ -z "$proxy" ] || export http_proxy=$proxy ;;
+    *) apt_opts=(-o "Acquire::http::Proxy=$proxy"); export http_proxy=$proxy ;;
+esac
+echo "mirror: $mirror${proxy:+, proxy: $proxy}"
 
 t_all=$(date +%s)
 declare -a timings=()
@@ -62,8 +124,8 @@ host_tools() {
     command -v cpio >/dev/null || missing+=(cpio)
     command -v tshark >/dev/null || missing+=(tshark)
     if [ ${#missing[@]} -gt 0 ]; then
-        apt-get update -q
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+        apt-get "${apt_opts[@]}" update -q
+        DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -q --no-install-recommends "${missing[@]}"
     fi
 }
 
@@ -72,26 +134,50 @@ kernel() {
     local kdir=$workdir/kernel pkg
     if [ $rebuild = 0 ] && [ -e "$kdir/.done" ]; then echo "cached: $kdir"; return; fi
     rm -rf "$kdir" && mkdir -p "$kdir/debs"
-    (cd "$kdir/debs" && apt-get download linux-image-amd64)
+    (cd "$kdir/debs" && apt-get "${apt_opts[@]}" download linux-image-amd64)
     pkg=$(dpkg-deb -f "$kdir"/debs/linux-image-amd64_*.deb Depends | sed 's/[ ,(].*//')
-    (cd "$kdir/debs" && apt-get download "$pkg")
+    (cd "$kdir/debs" && apt-get "${apt_opts[@]}" download "$pkg")
     dpkg-deb -x "$kdir"/debs/"$pkg"_*.deb "$kdir/x"
     touch "$kdir/.done"
+}
+
+# gvproxy (gvisor-tap-vsock) is only in Debian sid; its Go binary needs only libc and runs on
+# bookworm. Fetched with a private apt state (lists, cache, sources under the work dir) from the
+# same mirror, so the host's apt configuration and lists stay untouched.
+gvproxy_suite=sid
+gvproxy() {
+    local gdir=$workdir/gvproxy a
+    if [ $rebuild = 0 ] && [ -e "$gdir/.done" ]; then echo "cached: $(cat "$gdir/.done")"; return; fi
+    rm -rf "$gdir" && mkdir -p "$gdir/apt/lists/partial" "$gdir/apt/cache/archives/partial" \
+        "$gdir/apt/sources.list.d" "$gdir/debs"
+    : >"$gdir/apt/status"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $gvproxy_suite main" \
+        >"$gdir/apt/sources.list"
+    a=(-o "Dir::State::Lists=$gdir/apt/lists" -o "Dir::State::status=$gdir/apt/status"
+        -o "Dir::Cache=$gdir/apt/cache" -o "Dir::Etc::SourceList=$gdir/apt/sources.list"
+        -o "Dir::Etc::SourceParts=$gdir/apt/sources.list.d" -o "APT::Sandbox::User=root"
+        "${apt_opts[@]}")
+    apt-get "${a[@]}" -q update
+    (cd "$gdir/debs" && apt-get "${a[@]}" -q download gvproxy)
+    dpkg-deb -x "$gdir"/debs/gvproxy_*.deb "$gdir/x"
+    "$gdir/x/usr/bin/gvproxy" -version
+    rm -rf "$gdir/apt"  # the sid package lists (tens of MB) are not needed any more
+    basename "$gdir"/debs/gvproxy_*.deb >"$gdir/.done"
 }
 
 kver() { basename "$(ls -d "$workdir"/kernel/x/lib/modules/*)"; }
 
 # Modules the guests need; their dependencies are added from modules.dep.
 guest_modules="vsock vsock_loopback vsockmon vsock_diag vmw_vsock_virtio_transport
-vhost_vsock 9p 9pnet_virtio virtio_pci kvm_intel kvm_amd"
+vhost_vsock 9p 9pnet_virtio virtio_pci kvm_intel kvm_amd tun"
 
 # Root file system: debootstrap minbase + the tools; packed as initramfs cpio files.
 rootfs() {
     local root=$workdir/root kv stamp
     kv=$(kver)
-    # Rebuild when this function, the module list, /init or the kernel changes.
+    # Rebuild when this function, the module list, /init, the kernel or gvproxy changes.
     stamp=$( (declare -f rootfs; echo "$guest_modules $kv"; cat "$here/guest/init" \
-        "$here/nested-files.py") |
+        "$here/nested-files.py" "$workdir/gvproxy/.done") |
         sha256sum | cut -c1-16)
     if [ $rebuild = 0 ] && [ "$(cat "$workdir/root.stamp" 2>/dev/null)" = "$stamp" ]; then
         echo "cached: $workdir/root.cpio"; return
@@ -107,7 +193,7 @@ rootfs() {
     # shellcheck disable=SC2064  # expand $root now: it is local
     trap "umount '$root/proc' 2>/dev/null || true" EXIT
     chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-        --no-install-recommends openssh-server qemu-system-x86
+        --no-install-recommends openssh-server qemu-system-x86 qemu-guest-agent udhcpc
     chroot "$root" apt-get clean
     umount "$root/proc"
     trap - EXIT
@@ -154,6 +240,7 @@ EOF
     chmod 700 "$root/root/.ssh"
 
     install -m 755 "$here/guest/init" "$root/init"
+    install -m 755 "$workdir/gvproxy/x/usr/bin/gvproxy" "$root/usr/bin/gvproxy"
     echo vmcap >"$root/etc/hostname"
     rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/locale/* \
         "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/usr/share/info/*
@@ -232,6 +319,7 @@ verify() { python3 "$here/verify.py" "$outdir"; }
 need_root
 step "host tools" host_tools
 step "kernel" kernel
+step "gvproxy (sid)" gvproxy
 step "root + initramfs" rootfs
 pick_accel
 step "stage share" stage

@@ -62,6 +62,7 @@ class Direction:
         self.seqpacket = seqpacket
         self.msgs_sent, self.msgs_recv = [], []
         self.fixed = None
+        self.unobserved = None  # "send" or "recv": that end is a program we do not instrument
 
     def set_from_dumps(self, sent, received):
         """Ground truth taken from another program's raw dumps: (length, sha256) each."""
@@ -81,6 +82,10 @@ class Direction:
         """The part one side can know: the sender's or the receiver's view."""
         if self.fixed:
             return {k: v for k, v in self.fixed.items() if k.startswith("received_") == (side == "recv")}
+        if side == self.unobserved:
+            if side == "send":
+                return {"bytes": None, "sha256": None, "send_calls": None}
+            return {"received_bytes": None, "received_sha256": None}
         if side == "send":
             d = {"bytes": self.sent_n, "sha256": self.sent.hexdigest(), "send_calls": self.send_calls}
             if self.seqpacket:
@@ -94,7 +99,7 @@ class Direction:
 
 def finish_direction(d):
     """Add the derived fields once both halves are present."""
-    if "bytes" in d and "received_bytes" in d:
+    if d.get("bytes") is not None and d.get("received_bytes") is not None:
         d["receiver_got_everything"] = (d["bytes"] == d["received_bytes"]
                                         and d["sha256"] == d["received_sha256"])
     if "messages_detail" in d:
@@ -1077,6 +1082,687 @@ def sc_vhost_nested(scn):
     ls.close()
 
 
+# ------------------------------------------------- loopback to CID 2 (host CID, no guest transport)
+
+LC2_PORT = 9002
+LC2_CLIENT_SENDS = [10000, 10000, 10000]
+LC2_SERVER_SENDS = [10000, 10000]
+IOCTL_VM_SOCKETS_GET_LOCAL_CID = 0x7B9
+
+
+def local_cid():
+    """IOCTL_VM_SOCKETS_GET_LOCAL_CID on /dev/vsock (what the kernel calls this machine's CID)."""
+    import fcntl
+    try:
+        fd = os.open("/dev/vsock", os.O_RDONLY)
+    except OSError as e:
+        return errname(e)
+    try:
+        return struct.unpack("I", fcntl.ioctl(fd, IOCTL_VM_SOCKETS_GET_LOCAL_CID, b"\0" * 4))[0]
+    finally:
+        os.close(fd)
+
+
+def module_loaded(name):
+    return os.path.isdir("/sys/module/" + name)
+
+
+def sc_loopback_cid2(scn):
+    """A client connects to CID 2 (VMADDR_CID_HOST) with vhost_vsock loaded next to
+    vsock_loopback and no guest transport: Linux carries the connection over vsock_loopback.
+
+    The server listens on VMADDR_CID_ANY."""
+    had_vhost = module_loaded("vhost_vsock")
+    scn.extra["local_cid_before"] = local_cid()
+    subprocess.run(["modprobe", "vhost_vsock"], check=True)
+    scn.extra["local_cid_with_vhost_vsock"] = local_cid()
+    scn.extra["modules"] = sorted(m for m in ("vsock", "vsock_loopback", "vhost_vsock",
+                                              "vmw_vsock_virtio_transport", "vsockmon")
+                                  if module_loaded(m))
+    try:
+        ls = listener(LC2_PORT)
+        scn.extra["server_listen_address"] = list(ls.getsockname())
+        c = scn.conn("client_to_cid2")
+
+        def server():
+            rs, conn = accept(scn, ls)
+            want, got = sum(LC2_CLIENT_SENDS), 0
+            while got < want:
+                d = rs.recv(65536)
+                if not d:
+                    break
+                got += len(d)
+            conn.ev("server", "read %d bytes" % got)
+            for i, n in enumerate(LC2_SERVER_SENDS):
+                rs.sendall(payload(n, LC2_PORT + 100 + i))
+                conn.ev("server", "sent %d bytes" % n)
+            rest = rs.read_to_eof()
+            conn.ev("server", "EOF from client (%d more bytes); close()" % len(rest))
+            rs.close()
+
+        scn.thread("server", server)
+        rs = connect(scn, c, CID_HOST, LC2_PORT)
+        for i, n in enumerate(LC2_CLIENT_SENDS):
+            rs.sendall(payload(n, LC2_PORT + i))
+            c.ev("client", "sent %d bytes" % n)
+            time.sleep(0.1)  # separate sends, separate RW packets
+        want, got = sum(LC2_SERVER_SENDS), 0
+        while got < want:
+            d = rs.recv(65536)
+            if not d:
+                break
+            got += len(d)
+        c.ev("client", "read %d bytes" % got)
+        rs.shutdown(socket.SHUT_WR)
+        c.ev("client", "shutdown(SHUT_WR)")
+        rest = rs.read_to_eof()
+        c.ev("client", "EOF from server (%d more bytes); close()" % len(rest))
+        rs.close()
+        scn.join()
+        ls.close()
+        time.sleep(0.5)  # let the sockets go before the module is removed
+    finally:
+        if not had_vhost:
+            r = subprocess.run(["modprobe", "-r", "vhost_vsock"], capture_output=True, text=True)
+            scn.extra["vhost_vsock_unloaded_after"] = r.returncode == 0 and not module_loaded("vhost_vsock")
+            if r.returncode:
+                scn.errors.append("modprobe -r vhost_vsock: " + r.stderr.strip())
+        else:
+            scn.extra["vhost_vsock_unloaded_after"] = False
+    x = scn.conns[0].info
+    port = x["client_getsockname"][1]
+    # What vsock_loopback puts on the wire (from the kernel's code; verify.py checks the capture).
+    scn.extra["wire_addresses_expected"] = {
+        "client_to_server": {"src": [CID_LOCAL, port], "dst": [CID_HOST, LC2_PORT],
+                             "packets": "all the client's socket sends (REQUEST first)"},
+        "server_to_client": {"src": [CID_LOCAL, LC2_PORT], "dst": [CID_LOCAL, port],
+                             "packets": "all the accepted socket sends (RESPONSE first)"},
+        "why": "the client's packets keep the address it connected to (2:P) as destination; "
+               "every packet's source CID is vsock_loopback's own CID 1. The server's accepted "
+               "socket has local address 2:P and peer 1:x, but its replies leave with source "
+               "CID 1, so they read 1:P -> 1:x."}
+    scn.notes.append("vhost_vsock is loaded (it registers the host-to-guest transport and makes "
+                     "IOCTL_VM_SOCKETS_GET_LOCAL_CID report 2) while no guest transport exists; a "
+                     "connect() to CID 2 then uses vsock_loopback. The client sends %s bytes in %d "
+                     "send calls, the server reads them and replies %s bytes in %d calls, the client "
+                     "half-closes, the server closes on EOF, the client reads EOF and closes. "
+                     "vhost_vsock is unloaded afterwards when this scenario loaded it."
+                     % (sum(LC2_CLIENT_SENDS), len(LC2_CLIENT_SENDS), sum(LC2_SERVER_SENDS),
+                        len(LC2_SERVER_SENDS)))
+
+
+# ------------------------------------------------- qemu-guest-agent over vsock
+
+QGA_PORT = 4455
+QGA_QUIET = 1.5
+QGA_LINES = [
+    ("guest-sync-delimited", b"\xff" + b'{"execute": "guest-sync-delimited", "arguments": {"id": 1234567}}\n'),
+    ("guest-sync", b'{"execute": "guest-sync", "arguments": {"id": 7654321}}\n'),
+    ("guest-ping", b'{"execute": "guest-ping"}\n'),
+    ("guest-info", b'{"execute": "guest-info"}\n'),
+    ("guest-get-osinfo", b'{"execute": "guest-get-osinfo"}\n'),
+    ("guest-get-host-name", b'{"execute": "guest-get-host-name"}\n'),
+    ("guest-get-time", b'{"execute": "guest-get-time", "id": "req-7"}\n'),
+    ("guest-no-such-command", b'{"execute": "guest-no-such-command"}\n'),
+    (None, b'{"execute": "guest-ping" "arguments": {}}\n'),  # malformed: no comma
+    ("guest-sync", b'{"execute": "guest-sync", "arguments": {"id": 42}}\n'),
+]
+
+
+def end_daemon(p):
+    """SIGTERM a daemon we started (it never exits by itself) and collect its exit status."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+    return p.returncode
+
+
+def line_doc(b):
+    """One line as sent or read. text is lossy for non-UTF-8 bytes (0xFF shows as \\xff);
+    hex is exact (lines up to 512 bytes)."""
+    d = {"text": b.decode("utf-8", "backslashreplace"), "bytes": len(b),
+         "sha256": hashlib.sha256(b).hexdigest()}
+    if len(b) <= 512:
+        d["hex"] = b.hex()
+    return d
+
+
+class LineReader:
+    """Newline-delimited replies from a RecSock, with a timeout per line."""
+
+    def __init__(self, rs):
+        self.rs, self.buf, self.eof = rs, b"", False
+
+    def line(self, timeout):
+        end = time.monotonic() + timeout
+        while b"\n" not in self.buf and not self.eof:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            self.rs.sock.settimeout(left)
+            try:
+                d = self.rs.recv(65536)
+            except socket.timeout:
+                return None
+            finally:
+                self.rs.sock.settimeout(None)
+            if not d:
+                self.eof = True
+            self.buf += d
+        if b"\n" in self.buf:
+            ln, self.buf = self.buf.split(b"\n", 1)
+            return ln + b"\n"
+        ln, self.buf = self.buf, b""
+        return ln or None
+
+
+def sc_qemu_ga(scn):
+    """qemu-guest-agent listening on vsock (qemu-ga --method=vsock-listen) answering
+    newline-delimited JSON commands, one at a time, from a Python AF_VSOCK client via CID 1."""
+    st = "/tmp/qga-state"
+    os.makedirs(st, exist_ok=True)
+    cmd = ["qemu-ga", "--method=vsock-listen", "--path=%d:%d" % (CID_ANY, QGA_PORT),
+           "--statedir=" + st, "--pidfile=" + st + "/qemu-ga.pid", "--logfile=" + st + "/qemu-ga.log"]
+    scn.extra["qemu_ga_version"] = first_lines(["qemu-ga", "-V"], 1)
+    scn.extra["qemu_ga_command"] = " ".join(cmd)
+    p = spawn(scn, cmd)
+    try:
+        if not wait_listen(QGA_PORT, timeout=30):
+            raise RuntimeError("qemu-ga does not listen on port %d" % QGA_PORT)
+        scn.extra["qemu_ga_listen_socket"] = subprocess.run(
+            ["ss", "-H", "-n", "-l", "--vsock"], capture_output=True, text=True).stdout.split("\n")
+        scn.extra["qemu_ga_listen_socket"] = [x.strip() for x in scn.extra["qemu_ga_listen_socket"]
+                                              if ":%d " % QGA_PORT in x + " "]
+        c = scn.conn("qga_client")
+        c.c2s.unobserved, c.s2c.unobserved = "recv", "send"  # qemu-ga is not instrumented
+        rs = connect(scn, c, CID_LOCAL, QGA_PORT)
+        rd = LineReader(rs)
+        exchanges, sent_lines, recv_lines = [], [], []
+        for name, line in QGA_LINES:
+            rs.sendall(line)
+            sent_lines.append(line_doc(line))
+            # The first reply, then whatever else comes within QGA_QUIET seconds (qemu-ga may
+            # answer one line with two replies, e.g. an error for a stray byte first).
+            replies = []
+            r = rd.line(60)
+            while r is not None:
+                replies.append(r)
+                r = rd.line(QGA_QUIET)
+            recv_lines += [line_doc(r) for r in replies]
+            ex = {"command": name or "(malformed JSON)", "sent": line_doc(line),
+                  "replies": [line_doc(r) for r in replies]}
+            for r in replies:
+                try:
+                    j = json.loads(r.lstrip(b"\xff"))
+                    ex.setdefault("reply_kind", []).append("error" if "error" in j else "return")
+                except ValueError:
+                    ex.setdefault("reply_kind", []).append("not json")
+            exchanges.append(ex)
+            c.ev("client", "sent %s (%d bytes), %d reply line(s)" % (ex["command"], len(line), len(replies)))
+            if not replies:
+                scn.errors.append("no reply to %s" % ex["command"])
+        rs.shutdown(socket.SHUT_WR)
+        c.ev("client", "shutdown(SHUT_WR)")
+        rest = rs.read_to_eof()
+        if rest or rd.buf:
+            scn.errors.append("unexpected data after the last reply: %r" % (rd.buf + rest)[:200])
+        c.ev("client", "EOF from qemu-ga; close()")
+        rs.close()
+        c.extra.update(qga_exchanges=exchanges, lines_sent=sent_lines, lines_received=recv_lines,
+                       command_names=[name or "(malformed JSON)" for name, _ in QGA_LINES])
+        time.sleep(0.3)
+    finally:
+        scn.extra["qemu_ga_exit_status"] = end_daemon(p)
+        try:
+            scn.extra["qemu_ga_log"] = open(st + "/qemu-ga.log", errors="replace").read().splitlines()
+        except OSError:
+            pass
+    scn.notes.append("qemu-ga (Debian's qemu-guest-agent) listens on VMADDR_CID_ANY port %d; the "
+                     "client connects to 1:%d and sends one line at a time, waiting for the reply: "
+                     "a 0xFF byte then guest-sync-delimited (the reply starts with 0xFF too), "
+                     "guest-sync, guest-ping, guest-info, guest-get-osinfo, guest-get-host-name, "
+                     "guest-get-time with a top-level \"id\" (echoed in the reply), an unknown "
+                     "command, a malformed JSON line (missing comma) and a final guest-sync; then it "
+                     "half-closes and reads qemu-ga's close. After each line the client takes the "
+                     "first reply line and any further ones arriving within %.1f s, so "
+                     "qga_exchanges pairs replies with requests by timing; lines_sent and "
+                     "lines_received are the exact streams. qemu-ga's own reads and writes are not "
+                     "instrumented: the ground truth of each direction is the client's side "
+                     "(bytes sent; replies read)." % (QGA_PORT, QGA_PORT, QGA_QUIET))
+
+
+# ------------------------------------------------- gvproxy (gvisor-tap-vsock) over vsock
+
+GV_PORT = 1024
+GV_NS = "gvns"
+GV_TAP = "gvtap0"
+GV_MAC = "5a:94:ef:e4:0c:ee"      # gvproxy's static DHCP lease 192.168.127.2 is for this MAC
+GV_HTTP_PORT = 8089               # on 127.0.0.1 in this VM's root namespace
+GV_TUN_PORT = 7777                # TCP server inside the namespace, reached by /tunnel
+GV_TUN_SIZES = (5000, 8000)
+GV_DIR = "/tmp/gv"
+# Go's http.Request.Write of http.NewRequest("POST", path, nil), as gvisor-tap-vsock's VM side
+# (cmd/vm, pkg/transport/tunnel.go) writes it: empty Host, Go's User-Agent, Content-Length: 0.
+GO_POST = b"POST %s HTTP/1.1\r\nHost: \r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: 0\r\n\r\n"
+_GV_LINES = b"".join(b"gvproxy NAT test body, line %05d, 192.168.127.254 -> 127.0.0.1\n" % i
+                     for i in range(800))
+GV_BODY = _GV_LINES[:50000]
+TUNSETIFF, IFF_TAP, IFF_NO_PI = 0x400454CA, 0x0002, 0x1000
+
+
+def frame_summary(f):
+    """A short description of an Ethernet frame (the forwarder's own view of its bytes)."""
+    if len(f) < 14:
+        return "runt"
+    et = struct.unpack("!H", f[12:14])[0]
+    s = "%s > %s " % (f[6:12].hex(":"), f[0:6].hex(":"))
+    if et == 0x0806 and len(f) >= 42:
+        op = struct.unpack("!H", f[20:22])[0]
+        return s + "ARP %s %s -> %s" % ({1: "request", 2: "reply"}.get(op, op),
+                                         socket.inet_ntoa(f[28:32]), socket.inet_ntoa(f[38:42]))
+    if et == 0x0800 and len(f) >= 34:
+        ihl = (f[14] & 15) * 4
+        proto = f[23]
+        src, dst = socket.inet_ntoa(f[26:30]), socket.inet_ntoa(f[30:34])
+        l4 = f[14 + ihl:]
+        if proto in (6, 17) and len(l4) >= 4:
+            sp, dp = struct.unpack("!HH", l4[:4])
+            if proto == 6 and len(l4) >= 20:
+                flags = l4[13]
+                names = "".join(n for b, n in ((2, "S"), (16, "."), (8, "P"), (1, "F"), (4, "R"))
+                                if flags & b)
+                plen = struct.unpack("!H", f[16:18])[0] - ihl - (l4[12] >> 4) * 4
+                return s + "IPv4 TCP %s:%d -> %s:%d [%s] len %d" % (src, sp, dst, dp, names, plen)
+            return s + "IPv4 UDP %s:%d -> %s:%d len %d" % (src, sp, dst, dp, len(l4) - 8)
+        return s + "IPv4 proto %d %s -> %s" % (proto, src, dst)
+    return s + "ethertype 0x%04x" % et
+
+
+class Forwarder:
+    """The VM side of gvisor-tap-vsock written in Python: a TAP device whose frames travel over
+    an AF_VSOCK stream to gvproxy, each preceded by its length (2 bytes, little endian), after
+    a POST /connect request (as gvisor-tap-vsock's cmd/vm does)."""
+
+    def __init__(self, scn, conn):
+        import fcntl
+        self.scn, self.conn = scn, conn
+        self.frames, self.lock, self.stop = [], threading.Lock(), threading.Event()
+        self.tap = os.open("/dev/net/tun", os.O_RDWR)
+        fcntl.ioctl(self.tap, TUNSETIFF, struct.pack("16sH", GV_TAP.encode(), IFF_TAP | IFF_NO_PI))
+        self.rs = None
+        self.threads = []
+
+    def connect(self):
+        self.rs = connect(self.scn, self.conn, CID_LOCAL, GV_PORT)
+        req = GO_POST % b"/connect"
+        self.rs.sendall(req)
+        self.conn.ev("client", "sent POST /connect (%d bytes)" % len(req))
+        return req
+
+    def record(self, direction, f):
+        with self.lock:
+            self.frames.append({"n": len(self.frames) + 1, "direction": direction, "len": len(f),
+                                "sha256": hashlib.sha256(f).hexdigest(),
+                                "t": round(time.monotonic() - self.scn.t0, 4),
+                                "summary": frame_summary(f)})
+
+    def start(self):
+        for name, fn in (("tap->vsock", self.tap_to_vsock), ("vsock->tap", self.vsock_to_tap)):
+            t = threading.Thread(target=self.guard, args=(name, fn), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def guard(self, name, fn):
+        try:
+            fn()
+        except Exception as e:
+            self.scn.errors.append("forwarder %s: %s: %r" % (name, errname(e), e))
+
+    def tap_to_vsock(self):
+        import select
+        while not self.stop.is_set():
+            r, _, _ = select.select([self.tap], [], [], 0.2)
+            if not r:
+                continue
+            f = os.read(self.tap, 65536)
+            self.record("vm_to_gvproxy", f)
+            self.rs.sendall(struct.pack("<H", len(f)) + f)  # one send per frame, as cmd/vm does
+
+    def read_exact(self, n):
+        b = b""
+        while len(b) < n:
+            d = self.rs.recv(n - len(b))
+            if not d:
+                return None
+            b += d
+        return b
+
+    def vsock_to_tap(self):
+        while True:
+            h = self.read_exact(2)
+            if h is None:
+                self.conn.ev("client", "EOF from gvproxy")
+                return
+            n = struct.unpack("<H", h)[0]
+            f = self.read_exact(n)
+            if f is None:
+                self.scn.errors.append("forwarder: EOF inside a frame")
+                return
+            self.record("gvproxy_to_vm", f)
+            os.write(self.tap, f)
+
+    def close(self):
+        """Stop reading the TAP, half-close towards gvproxy, wait for its close."""
+        self.stop.set()
+        self.threads[0].join(5)
+        self.rs.shutdown(socket.SHUT_WR)
+        self.conn.ev("client", "shutdown(SHUT_WR)")
+        self.threads[1].join(30)
+        self.rs.close()
+        self.conn.ev("client", "close()")
+        os.close(self.tap)
+
+
+UDHCPC_SCRIPT = """#!/bin/sh
+# udhcpc event script: record the lease (udhcpc's variables), configure the interface.
+case $1 in
+deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+bound|renew)
+    env | grep -E '^(interface|ip|siaddr|sname|boot_file|subnet|mask|broadcast|router|dns|domain|search|hostname|lease|serverid|mtu|timezone|ntpsrv|opt[0-9]+)=' | sort >"%s/lease.$1.env"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+    for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+    ;;
+esac
+exit 0
+""" % GV_DIR
+
+
+def ns(*args, **kw):
+    return subprocess.run(["ip", "netns", "exec", GV_NS] + list(args), capture_output=True,
+                          text=True, timeout=kw.pop("timeout", 60), **kw)
+
+
+def dns_query(name, qid=0x4756):
+    q = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    return q + struct.pack("!HH", 1, 1)
+
+
+def dns_parse(r):
+    def name_at(off):
+        parts, jumped, end = [], False, off
+        while True:
+            n = r[off]
+            if n & 0xC0 == 0xC0:
+                if not jumped:
+                    end = off + 2
+                off, jumped = ((n & 0x3F) << 8) | r[off + 1], True
+                continue
+            if n == 0:
+                return ".".join(parts), (end if jumped else off + 1)
+            parts.append(r[off + 1:off + 1 + n].decode())
+            off += n + 1
+    qid, flags, qd, an, ns_, ar = struct.unpack("!HHHHHH", r[:12])
+    off = 12
+    for _ in range(qd):
+        _, off = name_at(off)
+        off += 4
+    answers = []
+    for _ in range(an):
+        nm, off = name_at(off)
+        t, cl, ttl, ln = struct.unpack("!HHIH", r[off:off + 10])
+        data = r[off + 10:off + 10 + ln]
+        off += 10 + ln
+        answers.append({"name": nm, "type": t, "class": cl, "ttl": ttl,
+                        "data": socket.inet_ntoa(data) if t == 1 and ln == 4 else data.hex()})
+    return {"id": qid, "flags": "0x%04x" % flags, "rcode": flags & 15, "answers": answers}
+
+
+def helper_gvclient(out_path):
+    """Runs inside the gvns namespace: DNS query to gvproxy, then HTTP GET through its NAT."""
+    res = {}
+    name = "host.containers.internal"
+    q = dns_query(name)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(20)
+    s.sendto(q, ("192.168.127.1", 53))
+    r, peer = s.recvfrom(4096)
+    s.close()
+    res["dns"] = {"server": "192.168.127.1:53", "query_name": name, "query_type": "A",
+                  "query_hex": q.hex(), "response_hex": r.hex(),
+                  "response_sha256": hashlib.sha256(r).hexdigest(), "response_from": list(peer),
+                  "parsed": dns_parse(r)}
+    addrs = [a["data"] for a in res["dns"]["parsed"]["answers"] if a["type"] == 1]
+    ip = addrs[0] if addrs else "192.168.127.254"
+    hc = http.client.HTTPConnection(ip, GV_HTTP_PORT, timeout=60)
+    hc.request("GET", "/body.txt", headers={"User-Agent": "vmcap-gvproxy-test/1.0"})
+    resp = hc.getresponse()
+    body = resp.read()
+    local = hc.sock.getsockname() if hc.sock else None
+    hc.close()
+    res["http"] = {"url": "http://%s:%d/body.txt" % (ip, GV_HTTP_PORT), "status": resp.status,
+                   "headers": resp.getheaders(), "body_len": len(body),
+                   "body_sha256": hashlib.sha256(body).hexdigest(),
+                   "client_address": list(local) if local else None}
+    json.dump(res, open(out_path, "w"), indent=2)
+
+
+def helper_gvtunsrv(out_path):
+    """Runs inside the gvns namespace: the TCP server that gvproxy's /tunnel dials."""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("192.168.127.2", GV_TUN_PORT))
+    ls.listen(1)
+    print("listening", flush=True)
+    ls.settimeout(120)
+    s, peer = ls.accept()
+    got = b""
+    while len(got) < GV_TUN_SIZES[0]:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    reply = payload(GV_TUN_SIZES[1], GV_TUN_PORT + 1)
+    s.sendall(reply)
+    s.close()
+    ls.close()
+    json.dump({"listen": ["192.168.127.2", GV_TUN_PORT], "accepted_from": list(peer),
+               "received_bytes": len(got), "received_sha256": hashlib.sha256(got).hexdigest(),
+               "sent_bytes": len(reply), "sent_sha256": hashlib.sha256(reply).hexdigest()},
+              open(out_path, "w"), indent=2)
+
+
+class GvHTTPHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    served = []
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(GV_BODY)))
+        self.end_headers()
+        self.wfile.write(GV_BODY)
+        self.served.append({"request_line": self.requestline, "client": list(self.client_address),
+                            "body_len": len(GV_BODY)})
+
+    def log_message(self, *a):
+        pass
+
+
+def sc_gvproxy(scn):
+    """gvproxy (gvisor-tap-vsock, as Podman machine and CRC use it) listening on vsock port
+    1024, with a Python VM-side forwarder relaying a TAP device's Ethernet frames over AF_VSOCK
+    (POST /connect, then frames with a 2-byte little-endian length); DHCP, DNS and an HTTP GET
+    through gvproxy's NAT cross it; then one POST /tunnel connection."""
+    subprocess.run(["rm", "-rf", GV_DIR])
+    os.makedirs(GV_DIR)
+    subprocess.run(["modprobe", "tun"], check=True)
+    script = GV_DIR + "/udhcpc.script"
+    with open(script, "w") as f:
+        f.write(UDHCPC_SCRIPT)
+    os.chmod(script, 0o755)
+    me = os.path.abspath(__file__)
+    # gvproxy's DNS service refuses to start without /etc/hosts and an IPv4 nameserver in
+    # /etc/resolv.conf (it forwards names outside its own zones there; none are asked here).
+    made = []
+    for path, text in (("/etc/hosts", "127.0.0.1\tlocalhost\n"), ("/etc/resolv.conf", "nameserver 127.0.0.1\n")):
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write(text)
+            made.append(path)
+    scn.extra["files_made_for_gvproxy"] = {p: open(p).read() for p in made}
+    scn.extra["gvproxy_version"] = first_lines(["gvproxy", "-version"], 1)
+    cmd = ["gvproxy", "-listen", "vsock://:%d" % GV_PORT, "-ssh-port", "-1",
+           "-log-file", GV_DIR + "/gvproxy.log"]
+    gv = spawn(scn, cmd)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", GV_HTTP_PORT), GvHTTPHandler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    fw = None
+    try:
+        if not wait_listen(GV_PORT, timeout=60):
+            raise RuntimeError("gvproxy does not listen on vsock port %d" % GV_PORT)
+        scn.extra["gvproxy_listen_socket"] = [x.strip() for x in subprocess.run(
+            ["ss", "-H", "-n", "-l", "--vsock"], capture_output=True, text=True).stdout.splitlines()
+            if ":%d " % GV_PORT in x + " "]
+        for a in (["ip", "netns", "add", GV_NS],
+                  ["ip", "netns", "exec", GV_NS, "sh", "-c",
+                   "echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6; "
+                   "echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6"],
+                  ["ip", "-n", GV_NS, "link", "set", "lo", "up"]):
+            subprocess.run(a, check=True)
+        c = scn.conn("forwarder")
+        c.c2s.unobserved, c.s2c.unobserved = "recv", "send"  # gvproxy is not instrumented
+        fw = Forwarder(scn, c)
+        req = fw.connect()
+        c.extra["post_request"] = {"text": req.decode(), "hex": req.hex(), "bytes": len(req),
+                                   "sha256": hashlib.sha256(req).hexdigest()}
+        # The TAP goes to its own namespace (its file descriptor stays ours), so the DHCP, DNS and
+        # HTTP traffic of that namespace can only leave through the forwarder.
+        for a in (["ip", "link", "set", GV_TAP, "netns", GV_NS],
+                  ["ip", "-n", GV_NS, "link", "set", GV_TAP, "address", GV_MAC, "mtu", "1500", "up"]):
+            subprocess.run(a, check=True)
+        time.sleep(0.3)  # gvproxy hijacks the HTTP connection before the first frame
+        fw.start()
+        c.ev("client", "relaying frames")
+        r = ns("udhcpc", "-f", "-q", "-n", "-i", GV_TAP, "-s", script, "-t", "5", "-T", "3",
+               timeout=120)
+        c.ev("client", "udhcpc exit %d" % r.returncode)
+        lease = {}
+        for fn in sorted(os.listdir(GV_DIR)):
+            if fn.startswith("lease."):
+                for ln in open(os.path.join(GV_DIR, fn)):
+                    k, _, v = ln.rstrip("\n").partition("=")
+                    lease[k] = v
+                lease["event"] = fn.split(".")[1]
+        scn.extra["dhcp"] = {"client": "udhcpc (busybox) -f -q -n -i %s" % GV_TAP,
+                             "exit_status": r.returncode, "lease": lease,
+                             "udhcpc_output": (r.stdout + r.stderr).splitlines(),
+                             "addresses_after": ns("ip", "-4", "-o", "addr", "show", GV_TAP).stdout.strip(),
+                             "routes_after": ns("ip", "-4", "route").stdout.strip().splitlines()}
+        if r.returncode or lease.get("ip") != "192.168.127.2":
+            raise RuntimeError("DHCP failed: %r" % scn.extra["dhcp"])
+        r = ns(sys.executable, me, "--helper", "gvclient", GV_DIR + "/client.json", timeout=180)
+        c.ev("client", "namespace client (DNS + HTTP) exit %d" % r.returncode)
+        if r.returncode:
+            raise RuntimeError("namespace client failed: %s" % (r.stdout + r.stderr)[-2000:])
+        res = json.load(open(GV_DIR + "/client.json"))
+        scn.extra["dns"] = res["dns"]
+        scn.extra["http"] = res["http"]
+        scn.extra["http"]["server"] = {"listen": ["127.0.0.1", GV_HTTP_PORT],
+                                       "body_len": len(GV_BODY),
+                                       "body_sha256": hashlib.sha256(GV_BODY).hexdigest(),
+                                       "requests": GvHTTPHandler.served}
+        if res["http"]["body_sha256"] != hashlib.sha256(GV_BODY).hexdigest():
+            scn.errors.append("HTTP body mismatch")
+        tunnel(scn, me)
+        time.sleep(0.5)
+    finally:
+        if fw and fw.rs:
+            fw.close()
+        srv.shutdown()
+        srv.server_close()
+        scn.extra["gvproxy_exit_status"] = end_daemon(gv)
+        subprocess.run(["ip", "netns", "del", GV_NS], stderr=subprocess.DEVNULL)
+        for path in made:
+            os.unlink(path)
+        try:
+            scn.extra["gvproxy_log"] = open(GV_DIR + "/gvproxy.log", errors="replace").read().splitlines()
+        except OSError:
+            pass
+    if fw:
+        fr = fw.frames
+        c.extra["frames"] = fr
+        c.extra["frame_totals"] = {
+            d: {"frames": sum(1 for x in fr if x["direction"] == d),
+                "bytes": sum(x["len"] for x in fr if x["direction"] == d)}
+            for d in ("vm_to_gvproxy", "gvproxy_to_vm")}
+    scn.notes.append(
+        "%s runs in this VM with -listen vsock://:%d -ssh-port -1 (its HTTP mux on vsock). "
+        "The forwarder (capture.py's Forwarder, written after gvisor-tap-vsock's cmd/vm) opens TAP "
+        "%s, connects AF_VSOCK to 1:%d, writes POST /connect exactly as Go's http.Request.Write does "
+        "(no reply: gvproxy hijacks the connection), moves the TAP into network namespace %s (MAC "
+        "%s, IPv6 off) and relays frames: 2-byte little-endian length + Ethernet frame, one send() "
+        "per frame each way (gvproxy also writes each length+frame in one write). In the namespace: "
+        "udhcpc gets 192.168.127.2, a DNS A query for host.containers.internal goes to gvproxy's "
+        "DNS at 192.168.127.1, and an HTTP GET to 192.168.127.254:%d reaches, through gvproxy's NAT, "
+        "a Python HTTP server on 127.0.0.1:%d of this VM (%d-byte body). Then a second AF_VSOCK "
+        "connection sends POST /tunnel?ip=192.168.127.2&port=%d, reads gvproxy's 2 bytes OK and "
+        "exchanges raw TCP with a server in the namespace (%d bytes up, %d down; that TCP flow also "
+        "crosses the forwarder as frames). Finally the forwarder half-closes and gvproxy closes. "
+        "gvproxy's side is not instrumented: per direction the ground truth is the forwarder's "
+        "(bytes sent, bytes read)."
+        % ((scn.extra.get("gvproxy_version") or ["gvproxy"])[0], GV_PORT, GV_TAP, GV_PORT, GV_NS, GV_MAC,
+           GV_HTTP_PORT, GV_HTTP_PORT, len(GV_BODY), GV_TUN_PORT, GV_TUN_SIZES[0], GV_TUN_SIZES[1]))
+
+
+def tunnel(scn, me):
+    """POST /tunnel on a second vsock connection to gvproxy: raw TCP to a server in the namespace."""
+    p = subprocess.Popen(["ip", "netns", "exec", GV_NS, sys.executable, me, "--helper", "gvtunsrv",
+                          GV_DIR + "/tunsrv.json"], stdout=subprocess.PIPE, text=True)
+    if p.stdout.readline().strip() != "listening":
+        raise RuntimeError("tunnel server did not start")
+    c = scn.conn("tunnel")
+    c.c2s.unobserved, c.s2c.unobserved = "recv", "send"
+    rs = connect(scn, c, CID_LOCAL, GV_PORT)
+    path = b"/tunnel?ip=192.168.127.2&port=%d" % GV_TUN_PORT
+    req = GO_POST % path
+    rs.sendall(req)
+    c.ev("client", "sent POST %s (%d bytes)" % (path.decode(), len(req)))
+    ok = b""
+    while len(ok) < 2:
+        d = rs.recv(2 - len(ok))
+        if not d:
+            break
+        ok += d
+    c.ev("client", "handshake reply %r" % ok)
+    data = payload(GV_TUN_SIZES[0], GV_TUN_PORT)
+    rs.sendall(data)
+    c.ev("client", "sent %d bytes" % len(data))
+    reply = rs.read_to_eof()
+    c.ev("client", "EOF after %d bytes; close()" % len(reply))
+    rs.close()
+    p.wait(60)
+    srv = json.load(open(GV_DIR + "/tunsrv.json"))
+    c.extra["tunnel"] = {
+        "post_request": {"text": req.decode(), "hex": req.hex(), "bytes": len(req),
+                         "sha256": hashlib.sha256(req).hexdigest()},
+        "handshake_reply": ok.decode(errors="backslashreplace"),
+        "client_sent_after_handshake": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+        "client_read_after_handshake": {"bytes": len(reply) if ok == b"OK" else None,
+                                        "sha256": hashlib.sha256(reply).hexdigest()},
+        "tcp_server_in_namespace": srv}
+    if ok != b"OK":
+        scn.errors.append("tunnel handshake reply %r" % ok)
+    if srv["received_sha256"] != hashlib.sha256(data).hexdigest() or \
+            srv["sent_sha256"] != hashlib.sha256(reply).hexdigest():
+        scn.errors.append("tunnel data mismatch")
+
+
 SCENARIOS = [
     ("stream_basic", sc_stream_basic, 1.0),
     ("refused", sc_refused, 1.0),
@@ -1088,6 +1774,11 @@ SCENARIOS = [
     ("ssh", sc_ssh, 1.0),
     ("reset", sc_reset, 9.0),         # long enough for an 8 s close timeout RST
     ("unread_close", sc_unread_close, 9.0),
+    # The three below run before vhost: loopback_cid2 loads vhost_vsock and removes it again, and
+    # gvproxy binds to the CID /dev/vsock reports, which is 2 while vhost_vsock is loaded.
+    ("loopback_cid2", sc_loopback_cid2, 1.0),
+    ("qemu_ga", sc_qemu_ga, 1.0),
+    ("gvproxy", sc_gvproxy, 1.0),
     ("vhost", sc_vhost, 2.0),
 ]
 
@@ -1245,6 +1936,10 @@ def main():
     if a.helper:
         if a.helper[0] == "reader":
             helper_reader(int(a.helper[1]), a.helper[2])
+        elif a.helper[0] == "gvclient":
+            helper_gvclient(a.helper[1])
+        elif a.helper[0] == "gvtunsrv":
+            helper_gvtunsrv(a.helper[1])
         return 0
     os.makedirs(a.out, exist_ok=True)
     only = set(x for x in a.only.split(",") if x)
