@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from vsocktest import CAPTURES, REAL_CAPTURES as REAL, ground_truth, relative
+from vsocktest import CAPTURES, REAL_CAPTURES as REAL, check_direction, ground_truth, relative
 
 GOOD = "synthetic/good.pcap"
 SEPARATOR = "=" * 67
@@ -48,16 +48,6 @@ def request_streams(tshark, capture):
 def node_port(node):
     """'local:1234' -> 1234; a node that sent nothing is ':0'."""
     return int(node.rsplit(":", 1)[1])
-
-
-def check_direction(name, followed, truth):
-    if truth.get("receiver_got_everything"):
-        # Every byte the sender's send() accepted crossed the wire once, in order.
-        assert len(followed) == truth["bytes"], name
-        assert hashlib.sha256(followed).hexdigest() == truth["sha256"], name
-    else:
-        # Reset or closed with unread data: the peer read a prefix of what crossed.
-        assert truth["received_bytes"] <= len(followed) <= truth["bytes"], name
 
 
 @pytest.mark.parametrize("pcap", REAL, ids=relative)

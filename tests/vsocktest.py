@@ -6,6 +6,7 @@ copied into a world-readable temporary folder for that reason.
 """
 
 import glob
+import hashlib
 import json
 import os
 import re
@@ -29,6 +30,22 @@ def relative(path):
 def ground_truth(pcap):
     with open(os.path.splitext(pcap)[0] + ".json") as f:
         return json.load(f)
+
+
+def check_direction(name, wire, truth):
+    """The payload bytes of one direction of a connection against its ground truth."""
+    if truth.get("bytes") is None:
+        # Only the receiving program was instrumented (the sender was qemu-ga,
+        # gvproxy): it read exactly what crossed.
+        assert len(wire) == truth["received_bytes"], name
+        assert hashlib.sha256(wire).hexdigest() == truth["received_sha256"], name
+    elif truth.get("receiver_got_everything") or truth.get("received_bytes") is None:
+        # Every byte the sender's send() accepted crossed the wire once, in order.
+        assert len(wire) == truth["bytes"], name
+        assert hashlib.sha256(wire).hexdigest() == truth["sha256"], name
+    else:
+        # Reset or closed with unread data: the peer read a prefix of what crossed.
+        assert truth["received_bytes"] <= len(wire) <= truth["bytes"], name
 
 
 # What tshark must never print, whatever the input: on stderr, and in the
