@@ -140,41 +140,36 @@ static const char *dissect_log_line(tvbuff_t *tvb, packet_info *pinfo, proto_tre
 static int dissect_kata_log(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_)
 {
     const int length = (int)tvb_captured_length(tvb);
-    proto_tree *kata_tree = add_kata_tree(tvb, pinfo, tree, "Agent log");
+    proto_tree *kata_tree = NULL;
     const char *first = NULL;
     unsigned n_lines = 0;
     int offset = 0;
 
     while (offset < length) {
         const int nl = vsock_tvb_find_uint8(tvb, offset, length - offset, '\n');
-        int line_len;
+        const bool cut = nl < 0;
+        int line_len = cut ? length - offset : nl - offset;
         const char *summary;
 
-        if (nl < 0) {
-            /* Records end with LF: wait for the rest of this one. */
-            if (pinfo->can_desegment > 0 && (unsigned)(length - offset) <= KATA_MAX_LINE) {
-                pinfo->desegment_offset = offset;
-                pinfo->desegment_len = DESEGMENT_ONE_MORE_SEGMENT;
-                break;
-            }
-            summary = dissect_log_line(tvb, pinfo, kata_tree, offset, length - offset);
-            expert_add_info(pinfo, proto_tree_get_parent(kata_tree), &ei_kata_log_incomplete);
-            n_lines++;
-            first = first ? first : summary;
+        /* Records end with LF: wait for the rest of this one. */
+        if (cut && pinfo->can_desegment > 0 && (unsigned)line_len <= KATA_MAX_LINE) {
+            pinfo->desegment_offset = offset;
+            pinfo->desegment_len = DESEGMENT_ONE_MORE_SEGMENT;
             break;
         }
-        line_len = nl - offset;
-        if (line_len > 0 && vsock_tvb_get_uint8(tvb, nl - 1) == '\r')
+        if (!kata_tree)
+            kata_tree = add_kata_tree(tvb, pinfo, tree, "Agent log");
+        if (!cut && line_len > 0 && vsock_tvb_get_uint8(tvb, nl - 1) == '\r')
             line_len--;
         summary = dissect_log_line(tvb, pinfo, kata_tree, offset, line_len);
+        if (cut)
+            expert_add_info(pinfo, proto_tree_get_parent(kata_tree), &ei_kata_log_incomplete);
         n_lines++;
         first = first ? first : summary;
-        offset = nl + 1;
+        offset = cut ? length : nl + 1;
     }
     if (n_lines)
         col_add_fstr(pinfo->cinfo, COL_INFO, "Agent log: %s", vsock_lines_summary(pinfo, first, n_lines));
-    else
-        col_set_str(pinfo->cinfo, COL_INFO, "Agent log [partial line]");
     return length;
 }
 

@@ -233,13 +233,12 @@ static const sd_notify_packet_t *get_packet_record(tvbuff_t *tvb, packet_info *p
 
 /* ---- assignments ---- */
 
-static void add_known_value(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const known_key_t *known,
-                            int offset, int length)
+static void add_known_value(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, proto_item *value_item,
+                            const known_key_t *known, int offset, int length)
 {
     const char *text;
     const char *end;
     uint64_t number;
-    proto_item *ti;
 
     if (known->kind == VALUE_STRING) {
         proto_tree_add_item(tree, *known->hf, tvb, offset, length, ENC_UTF_8);
@@ -247,8 +246,7 @@ static void add_known_value(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
     }
     text = (const char *)tvb_get_string_enc(pinfo->pool, tvb, offset, length, ENC_ASCII);
     if (!ws_strtou64(text, &end, &number) || *end != '\0') {
-        ti = proto_tree_add_item(tree, hf_sd_notify_value, tvb, offset, length, ENC_UTF_8);
-        expert_add_info_format(pinfo, ti, &ei_sd_notify_not_number, "%s= expects a number", known->key);
+        expert_add_info_format(pinfo, value_item, &ei_sd_notify_not_number, "%s= expects a number", known->key);
         return;
     }
     if (known->hf == &hf_sd_notify_monotonic_usec || known->hf == &hf_sd_notify_mainpidfdid ||
@@ -257,8 +255,8 @@ static void add_known_value(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
     } else if (number <= UINT32_MAX) {
         proto_tree_add_uint(tree, *known->hf, tvb, offset, length, (uint32_t)number);
     } else {
-        ti = proto_tree_add_item(tree, hf_sd_notify_value, tvb, offset, length, ENC_UTF_8);
-        expert_add_info_format(pinfo, ti, &ei_sd_notify_not_number, "%s=%s is out of range", known->key, text);
+        expert_add_info_format(pinfo, value_item, &ei_sd_notify_not_number, "%s=%s is out of range", known->key,
+                               text);
     }
 }
 
@@ -270,6 +268,7 @@ static void dissect_assignment(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tr
     proto_tree *line_tree = proto_item_add_subtree(ti, ett_sd_notify_assignment);
     const uint8_t *key;
     const known_key_t *known;
+    proto_item *value_item;
 
     col_append_sep_str(pinfo->cinfo, COL_INFO, ", ", tvb_format_text(pinfo->pool, tvb, offset, length));
     if (eq <= offset) {
@@ -279,10 +278,11 @@ static void dissect_assignment(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tr
     }
     proto_tree_add_item_ret_string(line_tree, hf_sd_notify_key, tvb, offset, eq - offset, ENC_UTF_8, pinfo->pool,
                                    &key);
-    proto_tree_add_item(line_tree, hf_sd_notify_value, tvb, eq + 1, offset + length - eq - 1, ENC_UTF_8);
+    value_item = proto_tree_add_item(line_tree, hf_sd_notify_value, tvb, eq + 1, offset + length - eq - 1,
+                                     ENC_UTF_8);
     known = find_key((const char *)key);
     if (known)
-        add_known_value(tvb, pinfo, line_tree, known, eq + 1, offset + length - eq - 1);
+        add_known_value(tvb, pinfo, line_tree, value_item, known, eq + 1, offset + length - eq - 1);
 }
 
 /* The first line, joined to the unfinished line of an earlier packet. */
