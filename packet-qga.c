@@ -169,14 +169,14 @@ static uint32_t next_msg_index(packet_info *pinfo)
     return count;
 }
 
-static const qga_msg_info_t *get_msg_info(packet_info *pinfo, uint32_t index, enum qga_msg_type type,
+static const qga_msg_info_t *get_msg_info(packet_info *pinfo, uint32_t msg_index, enum qga_msg_type type,
                                           const char *command)
 {
-    qga_msg_info_t *info = (qga_msg_info_t *)p_get_proto_data(wmem_file_scope(), pinfo, proto_qga, index);
+    qga_msg_info_t *info = (qga_msg_info_t *)p_get_proto_data(wmem_file_scope(), pinfo, proto_qga, msg_index);
 
     if (!info && !PINFO_FD_VISITED(pinfo)) {
         info = analyze_message(pinfo, type, command);
-        p_add_proto_data(wmem_file_scope(), pinfo, proto_qga, index, info);
+        p_add_proto_data(wmem_file_scope(), pinfo, proto_qga, msg_index, info);
     }
     return info;
 }
@@ -185,9 +185,9 @@ static const qga_msg_info_t *get_msg_info(packet_info *pinfo, uint32_t index, en
 
 /* Over vsock the application's summary replaces the transport's; several
  * messages of one frame are listed one after the other. */
-static void append_info(packet_info *pinfo, uint32_t index, const char *text)
+static void append_info(packet_info *pinfo, uint32_t msg_index, const char *text)
 {
-    if (index == 0) {
+    if (msg_index == 0) {
         col_set_str(pinfo->cinfo, COL_PROTOCOL, "QGA");
         col_clear(pinfo->cinfo, COL_INFO);
     }
@@ -271,10 +271,10 @@ static const char *summary(packet_info *pinfo, enum qga_msg_type type, const cha
 /* One whole JSON object; tvb holds exactly it. */
 static void dissect_qga_message(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vsock_json_member_t *m)
 {
-    const uint32_t index = next_msg_index(pinfo);
+    const uint32_t msg_index = next_msg_index(pinfo);
     const enum qga_msg_type type = message_type(m);
     const char *command = m[M_EXECUTE].string ? m[M_EXECUTE].string : m[M_EXEC_OOB].string;
-    const qga_msg_info_t *info = get_msg_info(pinfo, index, type, command);
+    const qga_msg_info_t *info = get_msg_info(pinfo, msg_index, type, command);
     const qga_call_t *call = info ? info->call : NULL;
     const char *name = type == QGA_COMMAND ? command : call ? call->name : NULL;
     proto_item *qga_item, *ti;
@@ -305,7 +305,7 @@ static void dissect_qga_message(tvbuff_t *tvb, packet_info *pinfo, proto_tree *t
         expert_add_info(pinfo, qga_item, &ei_qga_unknown);
 
     proto_item_append_text(qga_item, ", %s", summary(pinfo, type, name, m[M_ERROR_CLASS].string));
-    append_info(pinfo, index, summary(pinfo, type, name, m[M_ERROR_CLASS].string));
+    append_info(pinfo, msg_index, summary(pinfo, type, name, m[M_ERROR_CLASS].string));
     call_json(tvb, pinfo, qga_tree);
 }
 
