@@ -130,7 +130,8 @@ static qga_conv_t *get_qga_conv(packet_info *pinfo)
     return qconv;
 }
 
-static qga_msg_info_t *analyze_message(packet_info *pinfo, enum qga_msg_type type, const char *command)
+static qga_msg_info_t *analyze_message(packet_info *pinfo, enum qga_msg_type type, const char *command,
+                                       bool parse_error)
 {
     qga_conv_t *qconv = get_qga_conv(pinfo);
     qga_msg_info_t *info = wmem_new0(wmem_file_scope(), qga_msg_info_t);
@@ -148,7 +149,7 @@ static qga_msg_info_t *analyze_message(packet_info *pinfo, enum qga_msg_type typ
                 wmem_list_remove_frame(qconv->pending, wmem_list_head(qconv->pending));
             wmem_list_append(qconv->pending, call);
         }
-    } else if (type == QGA_RETURN || type == QGA_ERROR) {
+    } else if ((type == QGA_RETURN || type == QGA_ERROR) && !parse_error) {
         /* The agent answers in order. */
         oldest = wmem_list_head(qconv->pending);
         if (oldest) {
@@ -170,12 +171,12 @@ static uint32_t next_msg_index(packet_info *pinfo)
 }
 
 static const qga_msg_info_t *get_msg_info(packet_info *pinfo, uint32_t msg_index, enum qga_msg_type type,
-                                          const char *command)
+                                          const char *command, bool parse_error)
 {
     qga_msg_info_t *info = (qga_msg_info_t *)p_get_proto_data(wmem_file_scope(), pinfo, proto_qga, msg_index);
 
     if (!info && !PINFO_FD_VISITED(pinfo)) {
-        info = analyze_message(pinfo, type, command);
+        info = analyze_message(pinfo, type, command, parse_error);
         p_add_proto_data(wmem_file_scope(), pinfo, proto_qga, msg_index, info);
     }
     return info;
@@ -274,7 +275,11 @@ static void dissect_qga_message(tvbuff_t *tvb, packet_info *pinfo, proto_tree *t
     const uint32_t msg_index = next_msg_index(pinfo);
     const enum qga_msg_type type = message_type(m);
     const char *command = m[M_EXECUTE].string ? m[M_EXECUTE].string : m[M_EXEC_OOB].string;
-    const qga_msg_info_t *info = get_msg_info(pinfo, msg_index, type, command);
+    /* qemu-ga answers bytes it cannot parse (a client's 0xFF delimiter too)
+     * with an error of their own: it answers no command. */
+    const bool parse_error = type == QGA_ERROR && m[M_ERROR_DESC].string &&
+                             g_str_has_prefix(m[M_ERROR_DESC].string, "JSON parse error");
+    const qga_msg_info_t *info = get_msg_info(pinfo, msg_index, type, command, parse_error);
     const qga_call_t *call = info ? info->call : NULL;
     const char *name = type == QGA_COMMAND ? command : call ? call->name : NULL;
     proto_item *qga_item, *ti;
@@ -296,7 +301,7 @@ static void dissect_qga_message(tvbuff_t *tvb, packet_info *pinfo, proto_tree *t
     }
     if (call)
         add_call_items(tvb, qga_tree, pinfo, type, call);
-    if ((type == QGA_RETURN || type == QGA_ERROR) && !call)
+    if ((type == QGA_RETURN || type == QGA_ERROR) && !call && !parse_error)
         expert_add_info(pinfo, qga_item, &ei_qga_no_command);
     if (type == QGA_COMMAND && call && !call->reply_frame && command && command_has_reply(command) &&
         PINFO_FD_VISITED(pinfo))

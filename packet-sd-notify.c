@@ -181,25 +181,26 @@ static void keep_unfinished_line(sd_notify_flow_t *flow, sd_notify_packet_t *rec
     const int tail_start = last_newline(buf, length) + 1;
     const int tail_len = length - tail_start;
     const int before = tail_start == 0 ? rec->prefix_len : 0;
+    const int line_len = before + tail_len;   /* both within a tvb: no overflow */
     uint8_t *line;
 
     if (tail_len == 0) {
         flow->open = NULL;
         return;
     }
-    if (before + tail_len > SD_NOTIFY_MAX_LINE) {
+    if (line_len > SD_NOTIFY_MAX_LINE) {
         rec->line_too_long = true;
         flow->open = NULL;
         return;
     }
-    line = (uint8_t *)wmem_alloc(wmem_file_scope(), (size_t)(before + tail_len));
+    line = (uint8_t *)wmem_alloc(wmem_file_scope(), (size_t)line_len);
     if (before)
         memcpy(line, rec->prefix, (size_t)before);
     tvb_memcpy(tvb, &line[before], tail_start, tail_len);
     flow->open = rec;
     flow->open_frame = pinfo->num;
     flow->line = line;
-    flow->line_len = before + tail_len;
+    flow->line_len = line_len;
 }
 
 /* First pass: link this packet to an unfinished line before it, and keep its

@@ -321,3 +321,39 @@ def test_kata_ports_follow_decode_as(tshark):
 def test_ttrpc_port_1024_untouched(tshark):
     capture = tshark.capture("synthetic/ttrpc_agent.pcap")
     assert tshark.frames(capture, "kata or nitro or qga or sd_notify") == []
+
+
+# ---- the real qemu-guest-agent capture (tools/vm-capture, qemu-ga 7.2 on vsock-listen) ----
+
+@pytest.mark.parametrize("passes", PASSES)
+def test_qga_real_capture_matches_ground_truth(tshark, passes):
+    import json
+    import os
+    import vsocktest
+    truth = vsocktest.ground_truth(os.path.join(vsocktest.CAPTURES, "real", "qemu_ga.pcap"))
+    conn = truth["connections"][0]
+    capture = tshark.capture("real/qemu_ga.pcap")
+    got = tshark.fields(capture, ["frame.number", "qga.msg_type", "qga.command", "qga.response_to"], "qga",
+                        extra=passes)
+    commands = [r[2] for r in got if r[1] == "1"]
+    # The ground truth names the line that is not JSON "(malformed JSON)": qga.invalid here.
+    assert commands == [n for n in conn["command_names"] if n != "(malformed JSON)"]
+    assert tshark.frames(capture, "qga.invalid", extra=passes) == [38]
+    # Every command's replies: the real reply is linked to it; qemu-ga's error
+    # for a stray 0xFF or a non-JSON line answers no command.
+    replies = [r for r in got if r[1] in ("2", "3")]
+    assert len(replies) == len(conn["lines_received"])
+    kinds = [k for ex in conn["qga_exchanges"] for k in ex.get("reply_kind", [])]
+    assert [{"2": "return", "3": "error"}[r[1]] for r in replies] == kinds
+    frame_of = {}
+    for r in got:
+        if r[1] == "1":
+            frame_of.setdefault(r[2], []).append(r[0])
+    linked = [(r[2], r[3]) for r in replies if r[3]]
+    assert all(frame in frame_of[name] for name, frame in linked)
+    assert len(linked) == len(commands)
+    # The sent and received bytes are all there, in order.
+    sent = tshark.column(capture, "vsock.payload", "vsock.len > 0 and vsock.src_port == %d"
+                         % conn["src"]["port"], extra=passes)
+    assert "".join(sent) == "".join(line["hex"] for line in conn["lines_sent"])
+    assert json.dumps(truth["pcap"]) == '"qemu_ga.pcap"'
