@@ -49,6 +49,10 @@ static heur_dissector_list_t heur_subdissector_list;
 static dissector_table_t port_subdissector_table;
 static dissector_handle_t data_handle;
 
+/* Handles whose port entries come before the heuristics (few: a fixed array). */
+#define MAX_PREFERRED_PORT_DISSECTORS 4
+static dissector_handle_t preferred_port_dissectors[MAX_PREFERRED_PORT_DISSECTORS];
+
 static vsock_pref_bool try_heuristic_first = true;
 static vsock_pref_bool heuristics_every_packet = false;
 
@@ -94,6 +98,33 @@ static bool try_changed_port(uint32_t port, tvbuff_t *tvb, packet_info *pinfo, p
 {
     return dissector_is_uint_changed(port_subdissector_table, port) &&
            dissector_try_uint_with_data(port_subdissector_table, port, tvb, pinfo, tree, true, NULL) != 0;
+}
+
+void vsock_prefer_port_dissector(dissector_handle_t handle)
+{
+    for (size_t i = 0; i < array_length(preferred_port_dissectors); i++) {
+        if (!preferred_port_dissectors[i] || preferred_port_dissectors[i] == handle) {
+            preferred_port_dissectors[i] = handle;
+            return;
+        }
+    }
+}
+
+/* A port whose entry wraps what a heuristic would otherwise take first. */
+static bool try_preferred_port(uint32_t port, tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
+{
+    dissector_handle_t handle;
+
+    if (!preferred_port_dissectors[0])
+        return false;
+    handle = dissector_get_uint_handle(port_subdissector_table, port);
+    if (!handle)
+        return false;
+    for (size_t i = 0; i < array_length(preferred_port_dissectors); i++) {
+        if (preferred_port_dissectors[i] == handle)
+            return dissector_try_uint_with_data(port_subdissector_table, port, tvb, pinfo, tree, true, NULL) != 0;
+    }
+    return false;
 }
 
 /* The hand-off's state of a connection; with create, made if missing. */
@@ -186,6 +217,9 @@ void vsock_payload_dissect(tvbuff_t *payload_tvb, packet_info *pinfo, proto_tree
         return;
     if (try_changed_port(low_port, payload_tvb, pinfo, tree) ||
         try_changed_port(high_port, payload_tvb, pinfo, tree))
+        return;
+    if (try_preferred_port(low_port, payload_tvb, pinfo, tree) ||
+        try_preferred_port(high_port, payload_tvb, pinfo, tree))
         return;
     if (try_heuristic_first && try_heuristics(payload_tvb, pinfo, tree, packet->conv))
         return;

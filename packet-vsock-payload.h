@@ -20,6 +20,12 @@
  * recognisable only by their first bytes (a tunnel after its opening request). */
 void vsock_set_connection_dissector(packet_info *pinfo, dissector_handle_t handle);
 
+/* For a service on a well-known port that wraps a protocol a heuristic would
+ * take first (AWS Nitro's vsock-proxy carries TLS on 8000): the port-table
+ * entry of handle is tried before the heuristics, wherever Decode As or the
+ * port preference puts it. */
+void vsock_prefer_port_dissector(dissector_handle_t handle);
+
 /* Registers the heuristic list "vsock", the "vsock.port" table, Decode As and
  * the preferences vsock.try_heuristic_first and vsock.heuristics_every_packet. */
 void vsock_payload_register(int proto, module_t *prefs);

@@ -19,6 +19,14 @@ void proto_register_vsock_plugin(void);
 void proto_reg_handoff_vsock_plugin(void);
 void proto_register_ttrpc(void);
 void proto_reg_handoff_ttrpc(void);
+void proto_register_nitro(void);
+void proto_reg_handoff_nitro(void);
+void proto_register_sd_notify(void);
+void proto_reg_handoff_sd_notify(void);
+void proto_register_qga(void);
+void proto_reg_handoff_qga(void);
+void proto_register_kata(void);
+void proto_reg_handoff_kata(void);
 
 WS_DLL_PUBLIC_DEF const char plugin_version[] = VSOCK_PLUGIN_VERSION;
 WS_DLL_PUBLIC_DEF const int plugin_want_major = WIRESHARK_VERSION_MAJOR;
@@ -32,6 +40,10 @@ void plugin_register(void)
 {
     static proto_plugin plug_vsock;
     static proto_plugin plug_ttrpc;
+    static proto_plugin plug_nitro;
+    static proto_plugin plug_sd_notify;
+    static proto_plugin plug_qga;
+    static proto_plugin plug_kata;
 
     plug_vsock.register_protoinfo = proto_register_vsock_plugin;
     plug_vsock.register_handoff = proto_reg_handoff_vsock_plugin;
@@ -41,4 +53,18 @@ void plugin_register(void)
     plug_ttrpc.register_protoinfo = proto_register_ttrpc;
     plug_ttrpc.register_handoff = proto_reg_handoff_ttrpc;
     proto_register_plugin(&plug_ttrpc);
+
+    /* Application protocols carried over vsock. */
+    plug_nitro.register_protoinfo = proto_register_nitro;
+    plug_nitro.register_handoff = proto_reg_handoff_nitro;
+    proto_register_plugin(&plug_nitro);
+    plug_sd_notify.register_protoinfo = proto_register_sd_notify;
+    plug_sd_notify.register_handoff = proto_reg_handoff_sd_notify;
+    proto_register_plugin(&plug_sd_notify);
+    plug_qga.register_protoinfo = proto_register_qga;
+    plug_qga.register_handoff = proto_reg_handoff_qga;
+    proto_register_plugin(&plug_qga);
+    plug_kata.register_protoinfo = proto_register_kata;
+    plug_kata.register_handoff = proto_reg_handoff_kata;
+    proto_register_plugin(&plug_kata);
 }

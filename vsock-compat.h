@@ -100,4 +100,14 @@ typedef gboolean vsock_pref_bool;
 #define VSOCK_DEFINE_PLUGIN_DESCRIBE(kind)
 #endif
 
+/* tvb_get_guint8() and tvb_find_guint8() became tvb_get_uint8() and
+ * tvb_find_uint8() in 4.4 (the old names deprecated). */
+#if VSOCK_WS_AT_LEAST(4, 4)
+#define vsock_tvb_get_uint8(tvb, offset) tvb_get_uint8((tvb), (offset))
+#define vsock_tvb_find_uint8(tvb, offset, maxlength, needle) tvb_find_uint8((tvb), (offset), (maxlength), (needle))
+#else
+#define vsock_tvb_get_uint8(tvb, offset) tvb_get_guint8((tvb), (offset))
+#define vsock_tvb_find_uint8(tvb, offset, maxlength, needle) tvb_find_guint8((tvb), (offset), (maxlength), (needle))
+#endif
+
 #endif /* VSOCK_COMPAT_H */

@@ -689,6 +689,9 @@ Each `bad_*.pcap` holds exactly one packet built on an RW stream packet
 """
 
 
+APP_README_MARKER = "<!-- gen_app_captures.py -->"
+
+
 def readme_text(caps):
     rows = []
     for fname, pkts in caps.items():
@@ -728,9 +731,16 @@ def main(argv):
     for fname, pkts in caps.items():
         with open(os.path.join(outdir, fname), "wb") as f:
             f.write(pcap_bytes([frame for _, _, frame in pkts]))
-    with open(os.path.join(outdir, "README.md"), "w", encoding="utf-8",
-              newline="\n") as f:
-        f.write(readme_text(caps))
+    readme = os.path.join(outdir, "README.md")
+    # tools/gen_app_captures.py writes its own section after a marker: keep it.
+    tail = ""
+    if os.path.exists(readme):
+        with open(readme, encoding="utf-8") as f:
+            text = f.read()
+        if APP_README_MARKER in text:
+            tail = "\n" + APP_README_MARKER + text.split(APP_README_MARKER, 1)[1]
+    with open(readme, "w", encoding="utf-8", newline="\n") as f:
+        f.write(readme_text(caps) + tail)
     print("wrote %d captures to %s" % (len(caps), outdir))
     return 0
 

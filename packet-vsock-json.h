@@ -1,0 +1,34 @@
+/* packet-vsock-json.h
+ * Finds where a JSON object ends in a byte stream, checks its syntax and picks
+ * out a few string members: enough to delimit newline- or brace-delimited JSON
+ * messages (qemu-guest-agent, Kata agent logs) before Wireshark's JSON
+ * dissector shows them.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef PACKET_VSOCK_JSON_H
+#define PACKET_VSOCK_JSON_H
+
+#include <epan/packet.h>
+
+typedef enum {
+    VSOCK_JSON_COMPLETE,     /* a whole object: end is the offset after it */
+    VSOCK_JSON_INCOMPLETE,   /* the bytes end inside the object */
+    VSOCK_JSON_INVALID       /* not JSON: end is the offset of the first bad byte */
+} vsock_json_status_t;
+
+/* Members to pick out: "key" for a member of the object, "key.sub" for a
+ * member of an object-valued member. */
+typedef struct vsock_json_member {
+    const char *path;
+    bool present;            /* out: the member exists */
+    const char *string;      /* out: its value if a string (escapes kept), else NULL */
+} vsock_json_member_t;
+
+/* Scans buf[start, len) for one JSON object (whitespace before it allowed).
+ * members: n_members requests, filled in; strings are allocated in scope. */
+vsock_json_status_t vsock_json_scan(const uint8_t *buf, int start, int len, wmem_allocator_t *scope,
+                                    vsock_json_member_t *members, unsigned n_members, int *end);
+
+#endif /* PACKET_VSOCK_JSON_H */
