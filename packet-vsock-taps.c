@@ -49,6 +49,13 @@ typedef struct vsock_follow_info {
 static const char st_str_operations[] = "Packets by socket type and operation";
 static const char st_str_no_virtio[] = "no virtio header";
 static const char st_str_streams[] = "Streams";
+static const char st_str_by_state[] = "Streams by state";
+static const char st_str_other_streams[] = "Other streams";
+/* The first streams seen get rows of their own; the others are summed. A
+ * row per stream of a capture of 100,000 short connections was quadratic
+ * (a stats tree walks a row's siblings to append one) and, printed, most of
+ * the run; Statistics > Conversations lists every stream. */
+#define STATS_STREAMS_LISTED 256
 
 static int vsock_tap = -1;
 static int vsock_follow_tap = -1;
@@ -58,9 +65,16 @@ static int vsock_cid_address_type = -1;
  * rows show. Keyed by the stats_tree, as several trees (GUI windows) can be
  * open at once. */
 typedef struct vsock_stats_data {
-    GHashTable *stream_states;   /* stream -> GUINT_TO_POINTER(state + 1), NULL: no state yet */
-    uint32_t last_frame;          /* a retap starts over from frame 1 */
+    GHashTable *streams;         /* stream -> its vsock_stats_stream_t */
+    uint32_t listed;             /* streams with rows of their own */
+    uint32_t state_counts[VSOCK_STATE_RESET + 1]; /* streams by their latest state */
+    uint32_t last_frame;         /* a retap starts over from frame 1 */
 } vsock_stats_data_t;
+
+typedef struct vsock_stats_stream {
+    bool listed;
+    uint8_t state;               /* state + 1; 0: none yet */
+} vsock_stats_stream_t;
 
 static GHashTable *vsock_stats_trees;
 
@@ -210,7 +224,7 @@ static void vsock_stats_data_free(void *p)
 {
     vsock_stats_data_t *data = (vsock_stats_data_t *)p;
 
-    g_hash_table_destroy(data->stream_states);
+    g_hash_table_destroy(data->streams);
     g_free(data);
 }
 
@@ -218,13 +232,14 @@ static void vsock_stats_tree_init(stats_tree *st)
 {
     vsock_stats_data_t *data = g_new0(vsock_stats_data_t, 1);
 
-    data->stream_states = g_hash_table_new(g_direct_hash, g_direct_equal);
+    data->streams = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
     if (vsock_stats_trees == NULL)
         vsock_stats_trees = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, vsock_stats_data_free);
     g_hash_table_replace(vsock_stats_trees, st, data);
 
     stats_tree_create_node(st, st_str_operations, 0, STAT_DT_INT, true);
     stats_tree_create_node(st, st_str_streams, 0, STAT_DT_INT, true);
+    stats_tree_create_node(st, st_str_by_state, stats_tree_parent_id_by_name(st, st_str_streams), STAT_DT_INT, true);
 }
 
 static void vsock_stats_tree_cleanup(stats_tree *st)
@@ -241,8 +256,11 @@ static vsock_stats_data_t *stats_data_for_packet(stats_tree *st, const packet_in
 
     if (data == NULL)
         return NULL;
-    if (pinfo->num <= data->last_frame)
-        g_hash_table_remove_all(data->stream_states);
+    if (pinfo->num <= data->last_frame) {
+        g_hash_table_remove_all(data->streams);
+        data->listed = 0;
+        memset(data->state_counts, 0, sizeof data->state_counts);
+    }
     data->last_frame = pinfo->num;
     return data;
 }
@@ -280,46 +298,74 @@ static const char *stats_stream_name(packet_info *pinfo, const vsock_conversatio
                               vsock_conversation_stream(conv), cid_a, port_a, cid_b, port_b);
 }
 
-/* Exactly one "State" row of a stream counts 1: the state after its latest
- * packet, so the final state once the capture is read. The states it went
- * through before stay listed with 0. */
-static void stats_set_state(stats_tree *st, packet_info *pinfo, vsock_stats_data_t *data,
-                            int stream_node, uint32_t stream, uint8_t state)
+static const char *state_row(packet_info *pinfo, unsigned state)
 {
-    void *key = GUINT_TO_POINTER(stream);
-    unsigned previous = GPOINTER_TO_UINT(g_hash_table_lookup(data->stream_states, key));
+    return wmem_strdup_printf(pinfo->pool, "State %s", val_to_str_const(state, vsock_state_vals, "?"));
+}
+
+/* A stream's latest state: counted under "Streams by state" and, for a listed
+ * stream, as its one "State" row that counts 1 (the states it went through
+ * stay listed with 0). */
+static void stats_set_state(stats_tree *st, packet_info *pinfo, vsock_stats_data_t *data,
+                            vsock_stats_stream_t *stream, int stream_node, uint8_t state)
+{
+    const int by_state = stats_tree_parent_id_by_name(st, st_str_by_state);
+    const unsigned previous = stream->state;
 
     if (previous == (unsigned)state + 1)
         return;
-    if (previous != 0)
-        set_stat_node(st, wmem_strdup_printf(pinfo->pool, "State %s",
-                                             val_to_str_const(previous - 1, vsock_state_vals, "?")),
-                      stream_node, false, 0);
-    set_stat_node(st, wmem_strdup_printf(pinfo->pool, "State %s",
-                                         val_to_str_const(state, vsock_state_vals, "?")),
-                  stream_node, false, 1);
-    g_hash_table_insert(data->stream_states, key, GUINT_TO_POINTER((unsigned)state + 1));
+    if (previous == 0)  /* one more stream with a state */
+        increase_stat_node(st, st_str_by_state, stats_tree_parent_id_by_name(st, st_str_streams), false, 1);
+    if (previous != 0) {
+        data->state_counts[previous - 1]--;
+        set_stat_node(st, val_to_str_const(previous - 1, vsock_state_vals, "?"), by_state, false,
+                      (int)data->state_counts[previous - 1]);
+        if (stream->listed)
+            set_stat_node(st, state_row(pinfo, previous - 1), stream_node, false, 0);
+    }
+    data->state_counts[state]++;
+    set_stat_node(st, val_to_str_const(state, vsock_state_vals, "?"), by_state, false,
+                  (int)data->state_counts[state]);
+    if (stream->listed)
+        set_stat_node(st, state_row(pinfo, state), stream_node, false, 1);
+    stream->state = (uint8_t)(state + 1);
 }
 
-/* Per stream: packets, payload bytes each way, and the state. */
+/* The stream's record, made when it is first seen: listed while there is room. */
+static vsock_stats_stream_t *stats_stream(vsock_stats_data_t *data, uint32_t stream)
+{
+    vsock_stats_stream_t *record = g_hash_table_lookup(data->streams, GUINT_TO_POINTER(stream));
+
+    if (!record) {
+        record = g_new0(vsock_stats_stream_t, 1);
+        record->listed = data->listed < STATS_STREAMS_LISTED;
+        data->listed += record->listed;
+        g_hash_table_insert(data->streams, GUINT_TO_POINTER(stream), record);
+    }
+    return record;
+}
+
+/* Per listed stream (the others summed): packets and payload bytes each way,
+ * and the state. */
 static void stats_tick_stream(stats_tree *st, packet_info *pinfo, const vsock_packet_info_t *packet,
                               vsock_stats_data_t *data)
 {
     const vsock_conv_packet_t *cp = packet->conv;
-    const char *way = cp->direction == 0 ? "A->B" : "B->A";
-    const uint32_t stream = vsock_conversation_stream(cp->conv);
+    const char *packets = cp->direction == 0 ? "Packets A->B" : "Packets B->A";
+    const char *bytes = cp->direction == 0 ? "Payload bytes A->B" : "Payload bytes B->A";
+    vsock_stats_stream_t *stream = stats_stream(data, vsock_conversation_stream(cp->conv));
+    const int streams_node = stats_tree_parent_id_by_name(st, st_str_streams);
     uint8_t state;
-    int stream_node;
+    int node;
 
-    if (!g_hash_table_contains(data->stream_states, GUINT_TO_POINTER(stream)))
-        g_hash_table_insert(data->stream_states, GUINT_TO_POINTER(stream), NULL);
-    stream_node = tick_stat_node(st, stats_stream_name(pinfo, cp->conv),
-                                 stats_tree_parent_id_by_name(st, st_str_streams), true);
-    increase_stat_node(st, wmem_strdup_printf(pinfo->pool, "Packets %s", way), stream_node, false, 1);
-    increase_stat_node(st, wmem_strdup_printf(pinfo->pool, "Payload bytes %s", way), stream_node, false,
-                       (int)packet->payload_len);
+    if (stream->listed)
+        node = tick_stat_node(st, stats_stream_name(pinfo, cp->conv), streams_node, true);
+    else
+        node = tick_stat_node(st, st_str_other_streams, streams_node, true);
+    increase_stat_node(st, packets, node, false, 1);
+    increase_stat_node(st, bytes, node, false, (int)packet->payload_len);
     if (packet->type != VIRTIO_VSOCK_TYPE_DGRAM && vsock_analysis_state(pinfo, &state))
-        stats_set_state(st, pinfo, data, stream_node, stream, state);
+        stats_set_state(st, pinfo, data, stream, node, state);
 }
 
 static tap_packet_status vsock_stats_tree_packet(stats_tree *st, packet_info *pinfo, epan_dissect_t *edt _U_,
@@ -332,7 +378,7 @@ static tap_packet_status vsock_stats_tree_packet(stats_tree *st, packet_info *pi
     if (info->packet->conv && data) {
         stats_tick_stream(st, pinfo, info->packet, data);
         /* The tree only counts the streams already seen. */
-        set_stat_node(st, st_str_streams, 0, true, (int)g_hash_table_size(data->stream_states));
+        set_stat_node(st, st_str_streams, 0, true, (int)g_hash_table_size(data->streams));
     }
     return TAP_PACKET_REDRAW;
 }

@@ -340,6 +340,11 @@ GOOD_STATS = [
     (1, "Stream 5: 3:50003 <-> 2:1234", 2),   # "no info" transport: no analysis, no state
     (2, "Packets A->B", 2),
     (2, "Payload bytes A->B", 0),
+    (1, "Streams by state", 4),               # streams counted by their latest state
+    (2, "Closed", 2),
+    (2, "Closing", 0),
+    (2, "Connecting", 2),
+    (2, "Established", 0),
 ]
 
 
@@ -403,5 +408,35 @@ def test_without_connection_analysis(tshark):
     assert follow_blocks(off)["vsock.stream eq 0"] == follow_blocks(on)["vsock.stream eq 0"]
     assert "Node 0: 3:50000" in follow_blocks(off)["vsock.stream eq 0"]
     stats_on, stats_off = stats_tree_rows(on), stats_tree_rows(off)
+    by_state = stats_on.index((1, "Streams by state", 4))
     assert [r for r in stats_on if r[1].startswith("State ")]
-    assert stats_off == [r for r in stats_on if not r[1].startswith("State ")]
+    assert stats_off == [r for r in stats_on[:by_state] if not r[1].startswith("State ")] + \
+        [(1, "Streams by state", 0)]
+
+
+def test_stats_tree_lists_the_first_256_streams_and_sums_the_others(tshark):
+    """1,500 streams: rows for streams 0-255, "Other streams" for the rest (their
+    packets and bytes summed), every stream counted under "Streams by state"."""
+    capture = tshark.capture("synthetic/analysis_many_streams.pcap")
+    rows = stats_tree_rows(tshark.text(["-r", capture, "-q", "-z", "vsock,tree"]))
+    listed = [int(name.split()[1].rstrip(":")) for depth, name, _ in rows
+              if depth == 1 and name.startswith("Stream ")]
+    assert sorted(listed) == list(range(256))
+    other = rows.index(next(r for r in rows if r[1] == "Other streams"))
+    packets = tshark.fields(capture, ["vsock.stream", "vsock.len"], "vsock.stream >= 256")
+    assert rows[other][2] == len(packets)
+    sums = {name: count for _, name, count in rows[other + 1:other + 5]}
+    assert sums["Packets A->B"] + sums["Packets B->A"] == len(packets)
+    assert sums["Payload bytes A->B"] + sums["Payload bytes B->A"] == sum(int(n) for _, n in packets)
+    assert (0, "Streams", 1500) in rows
+    by_state = rows.index(next(r for r in rows if r[1] == "Streams by state"))
+    assert rows[by_state][2] == 1500
+    finals = {}
+    for stream, state in tshark.fields(capture, ["vsock.stream", "vsock.state"]):
+        finals[stream] = state
+    names = {value: name for name, value in tshark.field_values("vsock.state").items()}
+    expected = {}
+    for state in finals.values():
+        expected[names[state]] = expected.get(names[state], 0) + 1
+    counted = {name: count for depth, name, count in rows[by_state + 1:] if depth == 2 and count}
+    assert counted == expected
