@@ -88,7 +88,7 @@ class Conn:
         buf = (262144, 262144, 262144, 65536, 1048576)
         self.sides = (Side(c_cid, c_port, rng.choice(buf)), Side(s_cid, s_port, rng.choice(buf)))
         self.type = TYPE_SEQPACKET if (not self.http and rng.random() < gen.seqpacket_share) else TYPE_STREAM
-        self.steps = self.script()
+        self.steps = self.short_script() if gen.short else self.script()
 
     # -- packets ---------------------------------------------------------
     def emit(self, side, op, flags=0, length=0, msg=None):
@@ -145,6 +145,16 @@ class Conn:
             return self.rng.randrange(4096, 32768)
         return self.rng.randrange(32768, 262144)
 
+    def short_script(self):
+        """A connection for one message, as sd_notify opens one per notification:
+        REQUEST, RESPONSE, 20-200 bytes, SHUTDOWN, RST (five packets)."""
+        yield self.emit(0, OP_REQUEST)
+        yield self.emit(1, OP_RESPONSE)
+        yield from self.send(0, self.rng.randrange(20, 200), 1)
+        yield from self.consume(1, everything=True)
+        yield self.emit(0, OP_SHUTDOWN, 3)
+        yield self.emit(1, OP_RST)
+
     def script(self):
         rng = self.rng
         yield self.emit(0, OP_REQUEST)
@@ -181,8 +191,9 @@ class Conn:
 
 
 class Generator:
-    def __init__(self, seed, streams, http_share, seqpacket_share):
+    def __init__(self, seed, streams, http_share, seqpacket_share, short=False):
         self.rng = random.Random(seed)
+        self.short = short
         self.streams = streams
         self.http_share = http_share
         self.seqpacket_share = seqpacket_share
@@ -228,8 +239,8 @@ class Generator:
             yield pkt
 
 
-def write_capture(out, n, seed, streams, http_share, seqpacket_share):
-    gen = Generator(seed, streams, http_share, seqpacket_share)
+def write_capture(out, n, seed, streams, http_share, seqpacket_share, short=False):
+    gen = Generator(seed, streams, http_share, seqpacket_share, short)
     rng = random.Random(seed ^ 0x5EED)
     ts = 1_700_000_000 * 1_000_000
     stats = {"packets": 0, "bytes": 0}
@@ -262,9 +273,11 @@ def main(argv=None):
                     help="share of connections carrying HTTP/1.1 text (default 0.1)")
     ap.add_argument("--seqpacket-share", type=float, default=0.1,
                     help="share of (non-HTTP) connections that are seqpacket (default 0.1)")
+    ap.add_argument("--short", action="store_true",
+                    help="one short message per connection (five packets each), as sd_notify sends")
     args = ap.parse_args(argv)
     stats = write_capture(args.out, args.packets, args.seed, args.streams, args.http_share,
-                          args.seqpacket_share)
+                          args.seqpacket_share, args.short)
     print(f"{args.out}: {stats['packets']} packets, {stats['bytes']} bytes of frames "
           f"({stats['bytes'] / max(stats['packets'], 1):.0f} per packet), seed {args.seed}",
           file=sys.stderr)
