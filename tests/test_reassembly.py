@@ -130,8 +130,10 @@ def test_message_cut_by_rst(tshark):
 def test_well_known_ports_are_decode_as_entries(tshark):
     entries = {tuple(line.split("\t")) for line in tshark.text(["-G", "decodes"]).splitlines()
                if line.startswith("vsock.port")}
-    assert entries == {("vsock.port", "22", "ssh"), ("vsock.port", "1024", "ttrpc"), ("vsock.port", "8888", "http2"), ("vsock.port", "8889", "http2"),
-                       ("vsock.port", "8890", "http2"), ("vsock.port", "9001", "http2")}
+    assert entries == {("vsock.port", "22", "ssh"), ("vsock.port", "1024", "ttrpc"), ("vsock.port", "8888", "http2"),
+                       ("vsock.port", "8889", "http2"), ("vsock.port", "8890", "http2"), ("vsock.port", "9001", "http2"),
+                       ("vsock.port", "1025", "kata.log"), ("vsock.port", "1026", "kata.console"),
+                       ("vsock.port", "8000", "nitro.vsock_proxy"), ("vsock.port", "9000", "nitro.heartbeat")}
 
 
 def test_heuristics_adopted_from_tcp(tshark):
