@@ -15,9 +15,7 @@
 #include <wireshark.h>
 
 #include <epan/packet.h>
-#include <epan/exceptions.h>
 #include <epan/expert.h>
-#include <epan/show_exception.h>
 
 #include "vsock-compat.h"
 #include "packet-vsock-json.h"
@@ -69,30 +67,6 @@ static proto_tree *add_kata_tree(tvbuff_t *tvb, packet_info *pinfo, proto_tree *
     return kata_tree;
 }
 
-/* JSON the JSON dissector cannot take must not hide the lines after it. Apart,
- * so that nothing live across the setjmp of TRY can be clobbered. */
-static void call_json_guarded(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
-{
-    TRY {
-        call_dissector_only(json_handle, tvb, pinfo, tree, NULL);
-    }
-    CATCH_NONFATAL_ERRORS {
-        show_exception(tvb, pinfo, tree, EXCEPT_CODE, GET_MESSAGE);
-    }
-    ENDTRY;
-}
-
-static void call_json(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
-{
-    bool writable;
-
-    if (!json_handle)
-        return;
-    writable = col_get_writable(pinfo->cinfo, -1);
-    col_set_writable(pinfo->cinfo, -1, false);
-    call_json_guarded(tvb, pinfo, tree);
-    col_set_writable(pinfo->cinfo, -1, writable);
-}
 
 /* A slog JSON record: its level, message and origin; NULL if the line is not
  * one JSON object. */
@@ -121,7 +95,7 @@ static const char *dissect_json_record(tvbuff_t *tvb, packet_info *pinfo, proto_
         proto_tree_add_string(tree, hf_kata_log_subsystem, tvb, offset, length, m[M_SUBSYSTEM].string);
     if (m[M_SOURCE].string)
         proto_tree_add_string(tree, hf_kata_log_source, tvb, offset, length, m[M_SOURCE].string);
-    call_json(tvb_new_subset_length(tvb, offset, end), pinfo, tree);
+    vsock_json_show(json_handle, tvb_new_subset_length(tvb, offset, end), pinfo, tree);
     return wmem_strdup_printf(pinfo->pool, "%s %s", m[M_LEVEL].string ? m[M_LEVEL].string : "-",
                               m[M_MSG].string ? m[M_MSG].string : "");
 }

@@ -18,10 +18,8 @@
 
 #include <epan/packet.h>
 #include <epan/conversation.h>
-#include <epan/exceptions.h>
 #include <epan/expert.h>
 #include <epan/proto_data.h>
-#include <epan/show_exception.h>
 
 #include "vsock-compat.h"
 #include "packet-vsock-json.h"
@@ -196,31 +194,6 @@ static void append_info(packet_info *pinfo, uint32_t msg_index, const char *text
     col_set_fence(pinfo->cinfo, COL_INFO);
 }
 
-/* JSON that the JSON dissector cannot take must not hide what follows. Apart,
- * so that nothing live across the setjmp of TRY can be clobbered. */
-static void call_json_guarded(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
-{
-    TRY {
-        call_dissector_only(json_handle, tvb, pinfo, tree, NULL);
-    }
-    CATCH_NONFATAL_ERRORS {
-        show_exception(tvb, pinfo, tree, EXCEPT_CODE, GET_MESSAGE);
-    }
-    ENDTRY;
-}
-
-static void call_json(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
-{
-    bool writable;
-
-    if (!json_handle)
-        return;
-    /* Our Info summary stays as it is. */
-    writable = col_get_writable(pinfo->cinfo, -1);
-    col_set_writable(pinfo->cinfo, -1, false);
-    call_json_guarded(tvb, pinfo, tree);
-    col_set_writable(pinfo->cinfo, -1, writable);
-}
 
 static void add_call_items(tvbuff_t *tvb, proto_tree *tree, packet_info *pinfo, enum qga_msg_type type,
                            const qga_call_t *call)
@@ -311,7 +284,7 @@ static void dissect_qga_message(tvbuff_t *tvb, packet_info *pinfo, proto_tree *t
 
     proto_item_append_text(qga_item, ", %s", summary(pinfo, type, name, m[M_ERROR_CLASS].string));
     append_info(pinfo, msg_index, summary(pinfo, type, name, m[M_ERROR_CLASS].string));
-    call_json(tvb, pinfo, qga_tree);
+    vsock_json_show(json_handle, tvb, pinfo, qga_tree);
 }
 
 /* Bytes that are not JSON, up to the end of their line. */

@@ -10,6 +10,10 @@
 
 #include <wireshark.h>
 
+#include <epan/packet.h>
+#include <epan/exceptions.h>
+#include <epan/show_exception.h>
+
 #include "packet-vsock-json.h"
 
 /* Deeper nesting is refused: no agent sends it, and it bounds the stack. */
@@ -361,4 +365,28 @@ vsock_json_status_t vsock_json_scan(const uint8_t *buf, int start, int len, wmem
     }
     *end = s.pos;
     return VSOCK_JSON_COMPLETE;
+}
+
+/* Apart, so that nothing live across the setjmp of TRY can be clobbered. */
+static void call_json_guarded(dissector_handle_t json_handle, tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
+{
+    TRY {
+        call_dissector_only(json_handle, tvb, pinfo, tree, NULL);
+    }
+    CATCH_NONFATAL_ERRORS {
+        show_exception(tvb, pinfo, tree, EXCEPT_CODE, GET_MESSAGE);
+    }
+    ENDTRY;
+}
+
+void vsock_json_show(dissector_handle_t json_handle, tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree)
+{
+    bool writable;
+
+    if (!json_handle)
+        return;
+    writable = col_get_writable(pinfo->cinfo, -1);
+    col_set_writable(pinfo->cinfo, -1, false);
+    call_json_guarded(json_handle, tvb, pinfo, tree);
+    col_set_writable(pinfo->cinfo, -1, writable);
 }

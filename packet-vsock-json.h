@@ -31,4 +31,10 @@ typedef struct vsock_json_member {
 vsock_json_status_t vsock_json_scan(const uint8_t *buf, int start, int len, wmem_allocator_t *scope,
                                     vsock_json_member_t *members, unsigned n_members, int *end);
 
+/* Shows a JSON message with Wireshark's JSON dissector (json_handle; nothing
+ * when NULL), leaving the Info column as the caller wrote it. JSON the JSON
+ * dissector cannot take shows as an exception in place and does not hide
+ * the messages after it. */
+void vsock_json_show(dissector_handle_t json_handle, tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree);
+
 #endif /* PACKET_VSOCK_JSON_H */
