@@ -82,6 +82,17 @@ def run(cmd, env, tty=False, timeout=600):
     return proc.returncode, out.decode("utf-8", "replace"), err
 
 
+def have_pty():
+    """Whether a pseudo-terminal can be opened (a chroot without /dev/pts has none)."""
+    try:
+        master, slave = pty.openpty()
+    except OSError:
+        return False
+    os.close(master)
+    os.close(slave)
+    return True
+
+
 def install_personal_profile(tshark):
     """Copies the built profile into the tests' HOME, where `tshark -C vsock` finds it."""
     target = os.path.join(tshark.home, ".config", "wireshark", "profiles", "vsock")
