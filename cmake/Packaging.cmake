@@ -18,7 +18,9 @@ set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION}")
 set(CPACK_PACKAGE_DESCRIPTION
     "Replaces Wireshark's built-in vsock dissector: virtio-vsock header fields, \
-expert info and payload hand-off. Built for Wireshark ${Wireshark_MAJOR_VERSION}.${Wireshark_MINOR_VERSION}.")
+expert info and payload hand-off. With a vsock configuration profile (colouring \
+rules, columns, filter buttons, I/O graphs) and vsock-stream-graph, a \
+time-sequence graph of a stream's credit. Built for Wireshark ${Wireshark_MAJOR_VERSION}.${Wireshark_MINOR_VERSION}.")
 if(NOT CPACK_PACKAGE_CONTACT)
     set(CPACK_PACKAGE_CONTACT "wireshark-vsock developers <root@localhost>")
 endif()
@@ -31,6 +33,8 @@ set(CPACK_DEBIAN_PACKAGE_SECTION "net")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_ENHANCES "tshark, wireshark")
+# vsock-stream-graph draws with matplotlib; the plugin and the profile need nothing more.
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "python3-matplotlib")
 set(CPACK_STRIP_FILES ON)
 # The install rule uses Wireshark's absolute plugin folder; the DEB generator
 # stages it under DESTDIR, so nothing is written outside the build folder.

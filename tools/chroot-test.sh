@@ -36,6 +36,7 @@ packages=(
     wireshark-dev libwireshark-dev libglib2.0-dev tshark
     cmake make gcc pkg-config dpkg-dev file
     python3 python3-pytest util-linux
+    python3-matplotlib wireshark xvfb xdotool imagemagick fonts-dejavu-core
 )
 
 # The host's Debian mirror (the only one reachable), from deb822 or one-line sources.
@@ -134,7 +135,9 @@ in_chroot bash -euc '
     cmake --build build -j"$(nproc)"
     chmod -R a+rX build
     ctest --test-dir build --output-on-failure -j"$(nproc)"
+    python3 src/tools/gui-check.py --build build --out gui-check
 '
+echo "== $suite: GUI screenshots in $root/work/gui-check"
 
 if [ $run_deb = 1 ]; then
     in_chroot /work/src/tools/test-deb.sh /work/build

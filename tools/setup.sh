@@ -8,6 +8,8 @@ packages=(
     wireshark-dev libwireshark-dev libglib2.0-dev
     tshark                             # dissect, and run the tests
     python3 python3-pytest util-linux  # tests (setpriv drops root for tshark)
+    python3-matplotlib                 # tools/vsock-stream-graph
+    wireshark xvfb xdotool imagemagick fonts-dejavu-core   # tools/gui-check.py (the Qt GUI)
 )
 
 as_root=()

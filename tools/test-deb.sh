@@ -7,7 +7,7 @@
 #
 # Installs into the running system, so it needs root and is best run in a
 # throw-away chroot: tools/chroot-test.sh SUITE --deb. Needs cmake, gcc,
-# dpkg-dev (dpkg-shlibdeps), file, wireshark-dev and tshark.
+# dpkg-dev (dpkg-shlibdeps), file, wireshark-dev, tshark and python3-matplotlib.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,9 +23,15 @@ fi
 
 # Root's tshark reads only the system plugin folder, which is what we test.
 has_field()  { tshark -G fields 2>/dev/null | cut -f3 | grep -x "$field" >/dev/null; }
+# `tshark -C vsock` with an empty personal folder: it finds the global profile
+# (and copies it into the personal folder), or says it does not exist.
+scratch=$(mktemp -d)
+profile_run() { HOME=$(mktemp -d -p "$scratch") tshark -C vsock "$@"; }
 plugin_rows() { tshark -G plugins 2>/dev/null | awk -F'\t' '{ sub(/ +$/, "", $1) } $1 == "vsock.so"'; }
 
 has_field && fail "$field exists before installing: the test would prove nothing"
+profile_run -r "$src/test-captures/real/refused.pcap" >/dev/null 2>&1 &&
+    fail "a vsock configuration profile exists before installing"
 [ -z "$(plugin_rows)" ] || fail "a vsock.so plugin is already loaded: $(plugin_rows)"
 
 echo "== build and package"
@@ -55,6 +61,13 @@ dpkg-deb -f "$deb" Depends | tr ',' '\n' | grep "^ *$libpkg\b" >/dev/null ||
 cleanup() { dpkg -r "$pkg" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
+# The profile goes to Wireshark's global profiles folder, the graph tool to /usr/bin.
+datadir=$(tshark -G folders 2>/dev/null | awk -F'\t' '$1 == "Global configuration:" {print $2}')
+for f in "$datadir/profiles/vsock/"{colorfilters,dfilter_buttons,io_graphs,preferences} \
+         /usr/bin/vsock-stream-graph /usr/share/doc/wireshark-vsock/vsock-colorfilters; do
+    dpkg-deb -c "$deb" | awk '{print $NF}' | grep -x ".$f" >/dev/null || fail "$deb does not hold $f"
+done
+
 echo "== install"
 dpkg -i "$deb" >/dev/null
 row=$(plugin_rows)
@@ -63,10 +76,31 @@ echo "$row"
 echo "$row" | grep -F "$plugindir/epan/vsock.so" >/dev/null || fail "vsock.so loaded from elsewhere"
 has_field || fail "$field missing after install"
 
+# Root's tshark finds the installed profile: its columns, and its colouring
+# rules (--color names the rule that coloured each frame; no terminal needed).
+columns=$(profile_run -r "$src/test-captures/real/credit.pcap" -T psml -c 1 |
+          sed -n 's|^<section>\(.*\)</section>$|\1|p' | head -n 12 | tr '\n' '|')
+[ "$columns" = "No.|Time|Source|Destination|Protocol|Length|Stream|Op|Payload|Credit|In flight|Info|" ] ||
+    fail "tshark -C vsock: columns are $columns"
+rules=$(profile_run --color -r "$src/test-captures/real/refused.pcap" -T fields -e frame.coloring_rule.name | tr '\n' '|')
+want="vsock connect/shutdown|vsock refused or reset|"
+[ "$rules" = "$want$want$want" ] || fail "tshark -C vsock --color on refused.pcap: rules $rules"
+echo "tshark -C vsock: the installed profile's columns and colouring rules"
+
+# The stream graph tool, through root's tshark and the installed plugin.
+png=$scratch/credit.png
+MPLCONFIGDIR=$scratch vsock-stream-graph "$src/test-captures/real/credit.pcap" --stream 0 -o "$png" ||
+    fail "vsock-stream-graph failed"
+[ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ] || fail "vsock-stream-graph wrote no PNG"
+echo "vsock-stream-graph: $(stat -c %s "$png") bytes of PNG"
+
 echo "== remove"
 dpkg -r "$pkg" >/dev/null
 trap - EXIT
 [ -z "$(plugin_rows)" ] || fail "vsock.so still loaded after removal"
 has_field && fail "$field still registered after removal"
+profile_run -r "$src/test-captures/real/refused.pcap" >/dev/null 2>&1 && fail "the vsock profile is still there after removal"
+[ ! -e /usr/bin/vsock-stream-graph ] || fail "vsock-stream-graph still installed after removal"
 tshark -G protocols 2>/dev/null | cut -f3 | grep -x vsock >/dev/null || fail "built-in vsock protocol is gone"
+rm -rf "$scratch"
 echo "test-deb: OK ($libpkg)"
