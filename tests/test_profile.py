@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from vsocktest import CAPTURES, REAL_CAPTURES as REAL, VSOCK_EXPERTS, ground_truth, relative
+from vsocktest import CAPTURES, REAL_CAPTURES as REAL, TRACKING_EXPERT_PREFIXES, ground_truth, relative
 from vsockprofile import (BUILD_DIR, PROFILE_BUILD, PROFILE_FILES, PROFILE_SOURCE, colour_rules, colours,
                           environment, have_pty, install_personal_profile, nobody_dir, psml, run, uat_records)
 
@@ -28,9 +28,14 @@ CONTROL = (DARK, (230, 246, 238))
 
 # Expert infos that are not problems (notes and chats): no rule colours them.
 NOT_PROBLEMS = {"vsock.analysis.unknown_connection", "vsock.analysis.reused_ports",
-                "vsock.analysis.credit_reopened", "vsock.trans_hdr.skipped"}
-HEADER_WARNINGS = sorted(e for e in VSOCK_EXPERTS - NOT_PROBLEMS
-                         if not e.startswith(("vsock.analysis.", "vsock.seqpacket.")))
+                "vsock.analysis.credit_reopened", "vsock.trans_hdr.skipped", "vsock.loopback.paired"}
+
+
+def header_warnings(tshark):
+    """The plugin's expert infos about headers that report a problem."""
+    return sorted(e for e in tshark.experts() - NOT_PROBLEMS if not e.startswith(TRACKING_EXPERT_PREFIXES))
+
+
 BAD_VSOCK = ["vsock.analysis.credit_violation", "vsock.analysis.fwd_cnt_backwards",
              "vsock.analysis.data_after_shutdown", "vsock.analysis.data_after_rst",
              "vsock.analysis.data_before_connect", "vsock.analysis.no_response",
@@ -72,7 +77,8 @@ def present(value):
 
 def expected_colours(tshark, capture):
     """Each frame's row colour, from its fields, in the order of the README's rules."""
-    experts = sorted(VSOCK_EXPERTS)
+    experts = sorted(tshark.experts())
+    header = set(header_warnings(tshark))
     rows = tshark.fields(capture, ["frame.number", "vsock.op", "vsock.virtio.op", "frame.protocols"] + experts,
                          occurrence="f")
     wanted = {}
@@ -81,7 +87,7 @@ def expected_colours(tshark, capture):
         layers = protocols.split(":")
         if has & {"vsock.analysis.refused", "vsock.analysis.reset"}:
             kind = REFUSED
-        elif has & set(HEADER_WARNINGS):
+        elif has & header:
             kind = HEADER
         elif has & set(BAD_VSOCK):
             kind = BAD
@@ -159,13 +165,13 @@ def test_problem_rows(tshark, profile, name, frames):
     assert rows == expected_colours(tshark, capture)
 
 
-def test_every_vsock_warning_has_a_rule():
+def test_every_vsock_warning_has_a_rule(tshark):
     """Each expert info that reports a problem is named in a vsock rule (a new one must be too)."""
     rules = colour_rules(os.path.join(PROFILE_SOURCE, "vsock-colorfilters"))
     named = set()
     for _, text, _, _ in rules:
         named |= set(re.findall(r"vsock\.[a-z0-9_.]+", text))
-    assert VSOCK_EXPERTS - NOT_PROBLEMS <= named
+    assert tshark.experts() - NOT_PROBLEMS <= named
     assert not (NOT_PROBLEMS & named)
 
 
