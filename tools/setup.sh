@@ -8,6 +8,7 @@ packages=(
     wireshark-dev libwireshark-dev libglib2.0-dev
     tshark                             # dissect, and run the tests
     python3 python3-pytest util-linux  # tests (setpriv drops root for tshark)
+    socat curl                         # host programs in the extcap's tests
 )
 
 as_root=()
