@@ -17,6 +17,8 @@ Firecracker's behaviour (docs/vsock.md and its muxer):
   connection is reset (closed here).
 Data after the CONNECT line stays in the socket until the connection is
 established, then is relayed. Each half-close is passed on.
+
+ok_port="guest" answers as vhost-device-vsock does: "OK <the guest's port>".
 """
 
 import os
@@ -78,8 +80,9 @@ class Relayed:
 class FakeVmm:
     """Starts listening at UDS on creation; stop() closes everything."""
 
-    def __init__(self, uds, guest_dir, guest_connect_ports=(), silent_ports=()):
+    def __init__(self, uds, guest_dir, guest_connect_ports=(), silent_ports=(), ok_port="host"):
         self.uds = uds
+        self.ok_port = ok_port
         self.guest_dir = guest_dir
         self.silent_ports = set(silent_ports)
         self.next_port = FIRST_HOST_PORT
@@ -149,7 +152,7 @@ class FakeVmm:
             self.next_port = ((self.next_port + 1) & ~(1 << 31)) | (1 << 30)
             record = Relayed("host", port, host_port)
             self.relayed.append(record)
-        host.sendall(f"OK {host_port}\n".encode())
+        host.sendall(f"OK {host_port if self.ok_port == 'host' else port}\n".encode())
         self._relay(record, host, guest)
 
     def _accept_guest(self, listener, port):

@@ -320,13 +320,13 @@ def host_connect(path, port, payload, pieces=None, line=None, half_close=True):
 class Setup:
     """A fake Firecracker at WORK/v.sock, its guest at WORK/guest/."""
 
-    def __init__(self, work, guest_connect_ports=(), silent_ports=()):
+    def __init__(self, work, guest_connect_ports=(), silent_ports=(), ok_port="host"):
         self.work = work
         self.uds = os.path.join(work, "v.sock")
         self.guest = os.path.join(work, "guest")
         os.mkdir(self.guest)
         self.servers = []
-        self.vmm = FakeVmm(self.uds, self.guest, guest_connect_ports, silent_ports)
+        self.vmm = FakeVmm(self.uds, self.guest, guest_connect_ports, silent_ports, ok_port)
 
     def guest_listen(self, port, handler):
         server = GuestServer(os.path.join(self.guest, f"listen_{port}"), handler)
@@ -455,9 +455,11 @@ def test_tshark_lists_interface(tshark, work):
         assert pref in prefs.splitlines()
 
 
-def test_tshark_live_capture(tshark, setup, work):
+@pytest.mark.parametrize("mode", ["proxy", "in-place"])
+def test_tshark_live_capture(tshark, setup, work, mode):
     """tshark -i vsockhybrid (through dumpcap, options as extcap preferences)
-    relays a host program and captures it; stopping (-c) removes the proxy socket."""
+    relays a host program and captures it; stopping (-c) removes the proxy
+    socket, or puts the VMM's socket back."""
     s = setup()
     guest = s.guest_listen(52, reply_after_eof)
     out_dir = os.path.join(work, "out")
@@ -467,22 +469,30 @@ def test_tshark_live_capture(tshark, setup, work):
         os.chown(s.uds, NOBODY, NOBODY)
         os.chown(out_dir, NOBODY, NOBODY)
         os.chown(work, NOBODY, NOBODY)
+    original = os.lstat(s.uds)
     capture = os.path.join(out_dir, "live.pcap")
+    interpose = (["-o", f"extcap.{INTERFACE}.proxy:{proxy}"] if mode == "proxy"
+                 else ["-o", f"extcap.{INTERFACE}.inplace:true"])
     cmd = ["tshark", "-i", INTERFACE, "-o", f"extcap.{INTERFACE}.uds:{s.uds}",
-           "-o", f"extcap.{INTERFACE}.proxy:{proxy}", "-o", f"extcap.{INTERFACE}.guestcid:7",
-           "-c", "6", "-F", "pcap", "-w", capture]
+           "-o", f"extcap.{INTERFACE}.guestcid:7"] + interpose + ["-c", "6", "-F", "pcap", "-w", capture]
     proc = subprocess.Popen(as_nobody_cmd(cmd), env=tshark_env(tshark, extcap_folder(work)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        wait_for(lambda: os.path.exists(proxy) or proc.poll() is not None, "the proxy socket")
-        ok, reply = host_connect(proxy, 52, b"through tshark and dumpcap")
+        if mode == "proxy":
+            wait_for(lambda: os.path.exists(proxy) or proc.poll() is not None, "the proxy socket")
+        else:
+            wait_for(lambda: os.lstat(s.uds).st_ino != original.st_ino or proc.poll() is not None,
+                     "the VMM's socket to be taken over")
+        ok, reply = host_connect(proxy if mode == "proxy" else s.uds, 52, b"through tshark and dumpcap")
         _, err = proc.communicate(timeout=TIMEOUT * 2)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err.decode()
     assert "6 packets captured" in err.decode()
-    wait_for(lambda: not os.path.exists(proxy), "the proxy socket to be removed")
+    wait_for(lambda: not os.path.exists(proxy) and os.lstat(s.uds).st_ino == original.st_ino
+             and sorted(os.listdir(work)) == ["extcap", "guest", "out", "v.sock"],
+             "the proxy socket removed, the VMM's socket back")
     _, packets = read_pcap(capture)
     check_headers(packets, 7)
     (conv,) = conversations(packets)
@@ -638,6 +648,23 @@ def test_socat_host_program(tshark, setup):
     assert conv.ops == [("h", CONNECT), ("g", CONNECT), ("h", PAYLOAD), ("h", DISCONNECT),
                         ("g", PAYLOAD), ("g", DISCONNECT)]
     tshark_matches(tshark, capture, packets)
+
+
+def test_ok_with_guest_port(setup):
+    """vhost-device-vsock answers "OK <the guest's port>": the host's port is
+    then unknown, and each connection gets a made-up one of its own."""
+    s = setup(ok_port="guest")
+    guest = s.guest_listen(52, reply_after_eof)
+    tool, proxy, capture = start_proxy(s)
+    answers = [host_connect(proxy, 52, b"connection %d" % i) for i in range(2)]
+    assert tool.stop() == 0
+    assert [ok for ok, _ in answers] == [b"OK 52\n", b"OK 52\n"]
+    _, packets = read_pcap(capture)
+    convs = conversations(packets)
+    assert [(c.host_port, c.guest_port) for c in convs] == [(SYNTHETIC, 52), (SYNTHETIC + 1, 52)]
+    for conv, (_, reply), record in zip(convs, answers, guest.records):
+        assert controls(conv) == [("h", CONNECT), ("g", CONNECT), ("h", DISCONNECT), ("g", DISCONNECT)]
+        assert bytes(conv.to_guest) == record[0] and bytes(conv.to_host) == reply == record[1]
 
 
 def test_refused_connect_closed(tshark, setup):
@@ -1100,6 +1127,29 @@ def test_refuses_other_users_socket(setup):
     assert snapshot(s.work)["v.sock_52"] == before["v.sock_52"]
     assert tool.stop() == 0
     assert f"{s.uds}_52 belongs to uid {NOBODY}" in tool.stderr()
+
+
+def test_refuses_seqpacket_socket(setup, work):
+    """A VMM listening with SOCK_SEQPACKET (Firecracker's seqpacket mode):
+    refused in both modes; a host program's seqpacket listener is left alone."""
+    seqpacket = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    seqpacket.bind(os.path.join(work, "seq.sock"))
+    seqpacket.listen()
+    with seqpacket:
+        for mode in (["--in-place"], ["--proxy", f"{work}/p"]):
+            refuse(["--uds", f"{work}/seq.sock", "-w", f"{work}/c.pcap"] + mode, work,
+                   f"{work}/seq.sock is a SOCK_SEQPACKET socket")
+        s = setup()
+        port = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        port.bind(f"{s.uds}_52")
+        port.listen()
+        with port:
+            before = snapshot(s.work)
+            tool, _ = start_in_place(s)
+            assert snapshot(s.work)["v.sock_52"] == before["v.sock_52"]
+            assert tool.stop() == 0
+            assert f"not capturing the connections to {s.uds}_52: {s.uds}_52 is a SOCK_SEQPACKET" \
+                in tool.stderr()
 
 
 def test_proxy_socket_permissions(setup):
