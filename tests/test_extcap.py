@@ -11,6 +11,9 @@ root, which CI has.
 """
 
 import contextlib
+import glob
+import hashlib
+import json
 import os
 import random
 import re
@@ -28,7 +31,7 @@ import time
 import pytest
 
 from fakevmm import FIRST_HOST_PORT, FakeVmm
-from vsocktest import REPO
+from vsocktest import CAPTURES, REPO
 
 TOOL = os.path.join(REPO, "extcap", "vsockhybriddump")
 INTERFACE = "vsockhybrid"
@@ -47,18 +50,16 @@ def read_pcap(path):
     with open(path, "rb") as f:
         data = f.read()
     magic, major, minor, _, _, _, linktype = struct.unpack_from("<IHHiIII", data, 0)
-    # The program writes nanoseconds; dumpcap (tshark -F pcap) microseconds.
-    assert magic in (0xA1B23C4D, 0xA1B2C3D4) and (major, minor) == (2, 4)
-    scale = 1 if magic == 0xA1B23C4D else 1000
+    assert magic == 0xA1B2C3D4 and (major, minor) == (2, 4)     # microseconds, little-endian
     packets, offset = [], 24
     while offset < len(data):
         assert offset + 16 <= len(data), "a packet record is cut short"
-        sec, nsec, caplen, origlen = struct.unpack_from("<IIII", data, offset)
+        sec, usec, caplen, origlen = struct.unpack_from("<IIII", data, offset)
         frame = data[offset + 16:offset + 16 + caplen]
         assert len(frame) == caplen == origlen, "a packet is cut short"
         src_cid, dst_cid, src_port, dst_port, op, trans, trans_len, reserved = \
             struct.unpack_from("<QQIIHHHH", frame, 0)
-        packets.append({"ts": sec * 1_000_000_000 + nsec * scale, "src_cid": src_cid, "dst_cid": dst_cid,
+        packets.append({"ts": sec * 1_000_000 + usec, "src_cid": src_cid, "dst_cid": dst_cid,
                         "src_port": src_port, "dst_port": dst_port, "op": op, "trans": trans,
                         "trans_len": trans_len, "reserved": reserved, "payload": frame[32:]})
         offset += 16 + caplen
@@ -82,10 +83,15 @@ class Conversation:
     def __init__(self, host_port, guest_port):
         self.host_port, self.guest_port = host_port, guest_port
         self.ops = []
+        self.last_ts = 0
         self.to_guest = bytearray()
         self.to_host = bytearray()
 
     def add(self, p):
+        # Within a connection, packets are in time order (across connections
+        # not quite: a request is written when its answer comes).
+        assert not self.ops or p["ts"] >= self.last_ts
+        self.last_ts = p["ts"]
         direction = "h" if p["src_cid"] == 2 else "g"
         if not self.ops or p["op"] != PAYLOAD or self.ops[-1] != (direction, PAYLOAD):
             self.ops.append((direction, p["op"]))
@@ -1057,6 +1063,39 @@ def test_second_run_refused_while_first_captures(setup):
     assert b"another vsockhybriddump is capturing there" in proc.stderr
     assert snapshot(s.work) == during
     assert tool.stop() == 0
+
+
+# ---- the committed captures ---------------------------------------------------------
+
+@pytest.mark.parametrize("truth_path", sorted(glob.glob(os.path.join(CAPTURES, "extcap", "*.json"))),
+                         ids=os.path.basename)
+def test_committed_capture(tshark, truth_path):
+    """test-captures/extcap (tools/gen_extcap_captures.py): every connection
+    as its JSON records what the programs sent, byte for byte each way."""
+    with open(truth_path, encoding="utf-8") as f:
+        truth = json.load(f)
+    path = os.path.join(os.path.dirname(truth_path), truth["pcap"])
+    linktype, packets = read_pcap(path)
+    assert linktype == truth["pcap_linktype"] == 271
+    check_headers(packets, 3)
+    convs = {(c.host_port, c.guest_port): c for c in conversations(packets)}
+    assert len(convs) == len(truth["connections"])
+    for expected in truth["connections"]:
+        conv = convs[(expected["host"]["port"], expected["guest"]["port"])]
+        for data, record in ((conv.to_guest, expected["host_to_guest"]),
+                             (conv.to_host, expected["guest_to_host"])):
+            assert len(data) == record["bytes"]
+            assert hashlib.sha256(data).hexdigest() == record["sha256"]
+            assert record.get("hex", data.hex()) == data.hex()
+        first = "h" if expected["initiator"] == "host" else "g"
+        other = "g" if first == "h" else "h"
+        ops = controls(conv)
+        if expected["result"] == "established":
+            assert ops[:2] == [(first, CONNECT), (other, CONNECT)]
+            assert sorted(ops[2:]) == [("g", DISCONNECT), ("h", DISCONNECT)]
+        else:
+            assert ops[0] == ("h", CONNECT) and sorted(ops[1:]) == [("g", DISCONNECT), ("h", DISCONNECT)]
+    tshark_matches(tshark, path, packets)
 
 
 # ---- refusals: a clear error and nothing changed -----------------------------------
