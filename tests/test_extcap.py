@@ -107,16 +107,20 @@ def controls(conv):
 
 
 def conversations(packets):
-    """Conversations in order of first packet (runs of PAYLOAD one way are one op)."""
-    found = {}
+    """Conversations in order of first packet (runs of PAYLOAD one way are one
+    op); a CONNECT on ports whose connection had both its CONNECTs starts a
+    new one (a restarted VMM gives the same host ports again)."""
+    result, current = [], {}
     for p in packets:
         host_port, guest_port = ((p["src_port"], p["dst_port"]) if p["src_cid"] == 2
                                  else (p["dst_port"], p["src_port"]))
         key = (host_port, guest_port)
-        if key not in found:
-            found[key] = Conversation(host_port, guest_port)
-        found[key].add(p)
-    return list(found.values())
+        conv = current.get(key)
+        if conv is None or (p["op"] == CONNECT and [op for _, op in conv.ops].count(CONNECT) == 2):
+            conv = current[key] = Conversation(host_port, guest_port)
+            result.append(conv)
+        conv.add(p)
+    return result
 
 
 def tshark_matches(tshark, path, packets):
@@ -992,6 +996,29 @@ def test_host_listener_removed_during_capture(setup):
              "the moved-aside socket to go too")
     assert tool.stop() == 0
     assert sorted(os.listdir(s.work)) == ["capture.pcap", "guest", "v.sock"]
+
+
+def test_vmm_restart_taken_over(setup):
+    """A VMM that restarts and binds its socket anew (vhost-device-vsock does
+    at each start of its VM) is taken over again; the old socket, which
+    nobody listens on, is not put back."""
+    s = setup()
+    s.guest_listen(52, reply_after_eof)
+    tool, capture = start_in_place(s)
+    first, _ = host_connect(s.uds, 52, b"to the first VMM")
+    s.vmm.stop()
+    os.unlink(s.uds)        # what a restarting VMM does before binding again
+    s.vmm = FakeVmm(s.uds, s.guest)
+    restarted = os.lstat(s.uds).st_ino
+    wait_for(lambda: os.lstat(s.uds).st_ino != restarted, "the new socket to be taken over")
+    second, _ = host_connect(s.uds, 52, b"to the restarted VMM")
+    assert first == second == b"OK %d\n" % FIRST_HOST_PORT    # each VMM counts from 2^30
+    assert tool.stop() == 0
+    assert "took over the new socket at" in tool.stderr()
+    assert os.lstat(s.uds).st_ino == restarted
+    assert sorted(os.listdir(s.work)) == ["capture.pcap", "guest", "v.sock"]
+    convs = conversations(read_pcap(capture)[1])
+    assert [bytes(c.to_guest) for c in convs] == [b"to the first VMM", b"to the restarted VMM"]
 
 
 def inplace_scene(s):

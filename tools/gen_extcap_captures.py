@@ -151,6 +151,8 @@ def summary(data):
 class Run:
     """A fake Firecracker in a temporary folder, and the capture program."""
 
+    started = []    # every capture program started, ended whatever happens
+
     def __init__(self, guest_connect_ports=(), silent_ports=()):
         self.dir = tempfile.mkdtemp(prefix="vsockhybrid-gen-")
         self.uds = os.path.join(self.dir, "v.sock")
@@ -176,6 +178,7 @@ class Run:
         args += ["--in-place"] if mode == "in-place" else ["--proxy", os.path.join(self.dir, "proxy.sock")]
         self.errors = tempfile.TemporaryFile()
         self.tool = subprocess.Popen([TOOL] + args, stderr=self.errors)
+        Run.started.append(self.tool)
         wait_for(lambda: "vsockhybriddump: capturing" in self.stderr() or self.tool.poll() is not None)
         if self.tool.poll() is not None:
             raise RuntimeError(f"vsockhybriddump did not start: {self.stderr()}")
@@ -340,7 +343,13 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for name, scenario in (("http", scenario_http), ("streams", scenario_streams)):
-        run, description = scenario(args.out)
+        try:
+            run, description = scenario(args.out)
+        finally:
+            for tool in Run.started:
+                if tool.poll() is None:
+                    tool.terminate()
+                    tool.wait(TIMEOUT)
         truth = {
             "scenario": name, "description": description, "pcap": f"{name}.pcap",
             "pcap_linktype": 271, "tool": "extcap/vsockhybriddump", "vmm": "tests/fakevmm.py (Firecracker)",
