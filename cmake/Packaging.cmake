@@ -1,7 +1,8 @@
 # Debian package of the plugin: run `cpack -G DEB` in the build folder.
 #
-# Included at the end of CMakeLists.txt, after the install() rule that puts
-# vsock.so in ${Wireshark_PLUGIN_INSTALL_DIR}/epan. A plugin only loads into the
+# Included at the end of CMakeLists.txt, after the install() rules that put
+# vsock.so in ${Wireshark_PLUGIN_INSTALL_DIR}/epan and the extcap
+# vsockhybriddump in ${Wireshark_EXTCAP_INSTALL_DIR}. A plugin only loads into the
 # Wireshark it was built against, so the package is built per Debian release and
 # its Depends come from dpkg-shlibdeps: the libwireshark soname package the
 # plugin links (libwireshark16 on bookworm, libwireshark18 on trixie,
@@ -19,8 +20,10 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION}")
 set(CPACK_PACKAGE_DESCRIPTION
     "Replaces Wireshark's built-in vsock dissector: virtio-vsock header fields, \
 expert info and payload hand-off. With a vsock configuration profile (colouring \
-rules, columns, filter buttons, I/O graphs) and vsock-stream-graph, a \
-time-sequence graph of a stream's credit. Built for Wireshark ${Wireshark_MAJOR_VERSION}.${Wireshark_MINOR_VERSION}.")
+rules, columns, filter buttons, I/O graphs), vsock-stream-graph, a time-sequence \
+graph of a stream's credit, and vsockhybriddump, an extcap that captures the \
+hybrid vsock (Unix socket) traffic of Firecracker, cloud-hypervisor and \
+vhost-device-vsock. Built for Wireshark ${Wireshark_MAJOR_VERSION}.${Wireshark_MINOR_VERSION}.")
 if(NOT CPACK_PACKAGE_CONTACT)
     set(CPACK_PACKAGE_CONTACT "wireshark-vsock developers <root@localhost>")
 endif()
@@ -32,12 +35,15 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION "net")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# The extcap (vsockhybriddump) is a Python 3 script; dpkg-shlibdeps adds the
+# libwireshark package to this.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "python3")
 set(CPACK_DEBIAN_PACKAGE_ENHANCES "tshark, wireshark")
 # vsock-stream-graph draws with matplotlib; the plugin and the profile need nothing more.
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "python3-matplotlib")
 set(CPACK_STRIP_FILES ON)
-# The install rule uses Wireshark's absolute plugin folder; the DEB generator
-# stages it under DESTDIR, so nothing is written outside the build folder.
+# The install rules use Wireshark's absolute plugin and extcap folders; the
+# DEB generator stages them under DESTDIR, so nothing is written outside the build folder.
 set(CPACK_GENERATOR "DEB")
 
 include(CPack)

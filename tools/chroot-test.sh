@@ -35,7 +35,7 @@ root=${CHROOT_DIR:-$cache/chroot-$suite}
 packages=(
     wireshark-dev libwireshark-dev libglib2.0-dev tshark
     cmake make gcc pkg-config dpkg-dev file
-    python3 python3-pytest util-linux
+    python3 python3-pytest util-linux socat curl
     python3-matplotlib wireshark xvfb xdotool imagemagick fonts-dejavu-core
 )
 

@@ -10,6 +10,7 @@ packages=(
     python3 python3-pytest util-linux  # tests (setpriv drops root for tshark)
     python3-matplotlib                 # tools/vsock-stream-graph
     wireshark xvfb xdotool imagemagick fonts-dejavu-core   # tools/gui-check.py (the Qt GUI)
+    socat curl                         # host programs in the extcap's tests
 )
 
 as_root=()

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Build the Debian package with CPack, install it, check that root's tshark
-# loads it from the system plugin folder, remove it, and check that the
-# built-in vsock dissector is back.
+# loads it from the system plugin folder and lists the extcap's interface,
+# remove it, and check that the built-in vsock dissector is back and the
+# interface gone.
 #
 #   tools/test-deb.sh [BUILD_DIR]     (default BUILD_DIR: ./build-deb)
 #
@@ -34,6 +35,15 @@ profile_run -r "$src/test-captures/real/refused.pcap" >/dev/null 2>&1 &&
     fail "a vsock configuration profile exists before installing"
 [ -z "$(plugin_rows)" ] || fail "a vsock.so plugin is already loaded: $(plugin_rows)"
 
+# The extcap: tshark -D lists its interface, from the extcap folder tshark
+# reports ("Extcap path" on 4.0, "Global Extcap path" from 4.2 on).
+extcap=vsockhybriddump
+interface=vsockhybrid
+lists_interface() { tshark -D 2>/dev/null | grep -E "^[0-9]+\. $interface " >/dev/null; }
+extcapdir=$(tshark -G folders 2>/dev/null | awk -F'\t' '$1 ~ /^(Global )?Extcap path:/ {print $2; exit}')
+[ -n "$extcapdir" ] || fail "tshark -G folders names no extcap folder"
+lists_interface && fail "tshark -D lists $interface before installing: the test would prove nothing"
+
 echo "== build and package"
 cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" >/dev/null
@@ -58,6 +68,11 @@ libpkg=$(dpkg -S "*/$so" | head -n1 | cut -d: -f1)
 dpkg-deb -f "$deb" Depends | tr ',' '\n' | grep "^ *$libpkg\b" >/dev/null ||
     fail "Depends lacks $libpkg (package of $so)"
 
+# The extcap goes to the extcap folder tshark uses, executable; it needs python3.
+dpkg-deb -c "$deb" | awk '$1 == "-rwxr-xr-x" {print $NF}' | grep -x ".$extcapdir/$extcap" >/dev/null ||
+    fail "$deb does not hold an executable $extcapdir/$extcap"
+dpkg-deb -f "$deb" Depends | tr ',' '\n' | grep "^ *python3\b" >/dev/null || fail "Depends lacks python3"
+
 cleanup() { dpkg -r "$pkg" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
@@ -75,6 +90,8 @@ row=$(plugin_rows)
 echo "$row"
 echo "$row" | grep -F "$plugindir/epan/vsock.so" >/dev/null || fail "vsock.so loaded from elsewhere"
 has_field || fail "$field missing after install"
+lists_interface || fail "tshark -D does not list $interface after install"
+tshark -D 2>/dev/null | grep -E "^[0-9]+\. $interface "
 
 # Root's tshark finds the installed profile: its columns, and its colouring
 # rules (--color names the rule that coloured each frame; no terminal needed).
@@ -101,6 +118,7 @@ trap - EXIT
 has_field && fail "$field still registered after removal"
 profile_run -r "$src/test-captures/real/refused.pcap" >/dev/null 2>&1 && fail "the vsock profile is still there after removal"
 [ ! -e /usr/bin/vsock-stream-graph ] || fail "vsock-stream-graph still installed after removal"
+lists_interface && fail "tshark -D still lists $interface after removal"
 tshark -G protocols 2>/dev/null | cut -f3 | grep -x vsock >/dev/null || fail "built-in vsock protocol is gone"
 rm -rf "$scratch"
 echo "test-deb: OK ($libpkg)"
