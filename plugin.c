@@ -19,6 +19,8 @@ void proto_register_vsock_plugin(void);
 void proto_reg_handoff_vsock_plugin(void);
 void proto_register_ttrpc(void);
 void proto_reg_handoff_ttrpc(void);
+void proto_register_gvtap(void);
+void proto_reg_handoff_gvtap(void);
 
 WS_DLL_PUBLIC_DEF const char plugin_version[] = VSOCK_PLUGIN_VERSION;
 WS_DLL_PUBLIC_DEF const int plugin_want_major = WIRESHARK_VERSION_MAJOR;
@@ -32,6 +34,7 @@ void plugin_register(void)
 {
     static proto_plugin plug_vsock;
     static proto_plugin plug_ttrpc;
+    static proto_plugin plug_gvtap;
 
     plug_vsock.register_protoinfo = proto_register_vsock_plugin;
     plug_vsock.register_handoff = proto_reg_handoff_vsock_plugin;
@@ -41,4 +44,9 @@ void plugin_register(void)
     plug_ttrpc.register_protoinfo = proto_register_ttrpc;
     plug_ttrpc.register_handoff = proto_reg_handoff_ttrpc;
     proto_register_plugin(&plug_ttrpc);
+
+    /* gvisor-tap-vsock's network tunnel (Podman machine, CRC). */
+    plug_gvtap.register_protoinfo = proto_register_gvtap;
+    plug_gvtap.register_handoff = proto_reg_handoff_gvtap;
+    proto_register_plugin(&plug_gvtap);
 }
