@@ -968,7 +968,7 @@ void proto_register_gvtap(void)
     };
     static ei_register_info ei[] = {
         { &ei_gvtap_request_incomplete,
-          { "gvtap.request.incomplete", PI_MALFORMED, PI_WARN,
+          { "gvtap.request.incomplete", PI_PROTOCOL, PI_WARN,
             "Request head cut (and no reassembly) or too long", EXPFILL } },
         { &ei_gvtap_request_no_frames,
           { "gvtap.request.no_frames", PI_SEQUENCE, PI_NOTE,
@@ -989,7 +989,7 @@ void proto_register_gvtap(void)
           { "gvtap.frame_len.short", PI_MALFORMED, PI_ERROR,
             "Frame shorter than an Ethernet header", EXPFILL } },
         { &ei_gvtap_frame_incomplete,
-          { "gvtap.frame.incomplete", PI_MALFORMED, PI_WARN,
+          { "gvtap.frame.incomplete", PI_REASSEMBLE, PI_WARN,
             "Frame continues past this packet, and no reassembly", EXPFILL } },
         { &ei_gvtap_frame_unfinished,
           { "gvtap.frame.unfinished", PI_SEQUENCE, PI_WARN,
