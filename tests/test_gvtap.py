@@ -48,19 +48,26 @@ def pairs_hook(pairs):
 
 
 def tunnel_frames(tshark, capture, extra=()):
-    """Every frame the dissector found, in order: (frame number, vsock source CID,
-    the Ethernet frame's bytes), from each gvtap item's bytes (length + frame)."""
+    """Every frame the dissector found, in order: (frame number, side, the
+    Ethernet frame's bytes), from each gvtap item's bytes (length + frame). The
+    side is gvtap.direction ("0" from the VM, "1" to it) when the request was
+    seen, else "cid N", the vsock source CID."""
     out = tshark.text(["-r", capture, "-T", "json", "-x", "-J", "frame vsock gvtap"] + list(extra))
     found = []
     for packet in json.loads(out, object_pairs_hook=pairs_hook):
         layers = packet["_source"][0]["layers"][0]
         number = int(layers["frame"][0]["frame.number"][0])
         src_cid = layers["vsock"][0]["vsock.src_cid"][0]
-        for raw in layers.get("gvtap_raw", []):
+        for raw, tree in zip(layers.get("gvtap_raw", []), layers.get("gvtap", [])):
             data = bytes.fromhex(raw[0])
-            if len(data) >= 2 and int.from_bytes(data[:2], "little") == len(data) - 2:
-                found.append((number, src_cid, data[2:]))
+            side = tree["gvtap.direction"][0] if "gvtap.direction" in tree else "cid " + src_cid
+            if "gvtap.frame_len" in tree and int.from_bytes(data[:2], "little") == len(data) - 2:
+                found.append((number, side, data[2:]))
     return found
+
+
+def frames_of(found, side):
+    return [data for _, found_side, data in found if found_side == side]
 
 
 def test_connect_request(tshark):
@@ -78,8 +85,9 @@ def test_connect_request(tshark):
 def test_connect_every_frame_dissected_once(tshark, passes):
     expected = flatten(gen.connect_items())
     found = tunnel_frames(tshark, tshark.capture(CONNECT), passes)
-    assert [data for _, cid, data in found if cid == "3"] == expected["c"]
-    assert [data for _, cid, data in found if cid == "2"] == expected["s"]
+    assert frames_of(found, FROM_VM) == expected["c"]
+    assert frames_of(found, TO_VM) == expected["s"]
+    assert len(found) == len(expected["c"]) + len(expected["s"])
 
 
 @pytest.mark.parametrize("passes", PASSES.values(), ids=PASSES.keys())
@@ -177,8 +185,9 @@ def test_midstream_decode_as(tshark, passes):
     assert tshark.frames(capture, "gvtap.unsynchronized", extra) == [1, 2]
     expected = flatten(gen.midstream_items())
     found = tunnel_frames(tshark, capture, extra)
-    assert [data for _, cid, data in found if cid == "3"] == expected["c"]
-    assert [data for _, cid, data in found if cid == "2"] == expected["s"]
+    assert frames_of(found, "cid 3") == expected["c"]
+    assert frames_of(found, "cid 2") == expected["s"]
+    assert len(found) == len(expected["c"]) + len(expected["s"])
     assert tshark.frames(capture, "arp", extra) == [3, 5]
     assert tshark.frames(capture, "dns", extra) == [6, 8]
     assert tshark.frames(capture, "http", extra) == [12, 14]
@@ -304,3 +313,84 @@ def test_without_connection_tracking(tshark):
     assert tshark.frames(capture, "gvtap.method", off) == [3]
     # With Decode As, the forwarder's frames (whole in each packet) still are.
     assert tshark.frames(capture, "dhcp.option.dhcp == 1 || dhcp.option.dhcp == 3", off + DECODE_AS) == [4, 7]
+
+
+# ---- the real capture: gvproxy 0.8.1 (Debian sid) on vsock, made by tools/vm-capture ----
+
+REAL = "real/gvproxy.pcap"
+
+
+def real_truth():
+    with open(os.path.join(REPO, "test-captures", REAL.replace(".pcap", ".json"))) as f:
+        truth = json.load(f)
+    return {conn["name"]: conn for conn in truth["connections"]}, truth
+
+
+@pytest.mark.parametrize("passes", PASSES.values(), ids=PASSES.keys())
+def test_real_every_frame_dissected(tshark, passes):
+    conns, _ = real_truth()
+    truth = conns["forwarder"]["frames"]
+    found = tunnel_frames(tshark, tshark.capture(REAL), passes)
+    for side, name in ((FROM_VM, "vm_to_gvproxy"), (TO_VM, "gvproxy_to_vm")):
+        expected = [(f["len"], f["sha256"]) for f in truth if f["direction"] == name]
+        got = [(len(data), hashlib.sha256(data).hexdigest()) for data in frames_of(found, side)]
+        assert got == expected, name
+        assert len(got) == conns["forwarder"]["frame_totals"][name]["frames"]
+
+
+@pytest.mark.parametrize("passes", PASSES.values(), ids=PASSES.keys())
+def test_real_http_body_exported_byte_exact(tshark, passes):
+    _, truth = real_truth()
+    capture = tshark.capture(REAL)
+    folder = os.path.join(tshark.scratch, "export-real" + "".join(passes))
+    os.makedirs(folder, mode=0o777)
+    os.chmod(folder, 0o777)
+    tshark.run(["-r", capture, "-q", "--export-objects", "http," + folder] + passes)
+    assert os.listdir(folder) == ["body.txt"]
+    with open(os.path.join(folder, "body.txt"), "rb") as f:
+        body = f.read()
+    assert len(body) == truth["http"]["body_len"]
+    assert hashlib.sha256(body).hexdigest() == truth["http"]["body_sha256"]
+
+
+def test_real_requests_and_inner_protocols(tshark):
+    conns, truth = real_truth()
+    capture = tshark.capture(REAL)
+    rows = tshark.fields(capture, ["frame.number", "gvtap.path", "gvtap.tunnel.ip", "gvtap.tunnel.port"],
+                         "gvtap.path")
+    assert [row[1:] for row in rows] == [["/connect", "", ""], ["/tunnel?ip=192.168.127.2&port=7777",
+                                                                "192.168.127.2", "7777"]]
+    # The request bytes are the forwarder's.
+    for (number, *_), name in zip(rows, ("forwarder", "tunnel")):
+        request = conns[name].get("post_request") or conns[name]["tunnel"]["post_request"]
+        assert tshark.column(capture, "vsock.payload", "frame.number == " + number) == [request["hex"]]
+    assert tshark.column(capture, "dhcp.option.dhcp", "dhcp") == ["1", "2", "3", "5"]
+    assert tshark.column(capture, "dns.a", "dns.flags.response == 1") == [
+        truth["dns"]["parsed"]["answers"][0]["data"]]
+    assert tshark.column(capture, "dns.id", "dns.flags.response == 1") == ["0x%04x" % truth["dns"]["parsed"]["id"]]
+    assert tshark.column(capture, "http.request.uri", "http.request") == ["/body.txt"]
+    assert tshark.frames(capture, "gvtap.answer == \"OK\"") != []
+
+
+def test_real_tunnel_relayed_bytes(tshark):
+    """/tunnel: the request, then the relayed bytes (to port 7777, which no
+    dissector claims: data), each way as the client sent and read them."""
+    conns, _ = real_truth()
+    tunnel = conns["tunnel"]
+    capture = tshark.capture(REAL)
+    port = str(tunnel["src"]["port"])
+    up = b"".join(bytes.fromhex(h) for h in tshark.column(capture, "gvtap.data", "vsock.src_port == " + port)
+                  if h)
+    down = b"".join(bytes.fromhex(h) for h in tshark.column(capture, "gvtap.data", "vsock.dst_port == " + port)
+                    if h)
+    request = bytes.fromhex(tunnel["tunnel"]["post_request"]["hex"])
+    assert hashlib.sha256(request + up).hexdigest() == tunnel["src_to_dst"]["sha256"]
+    assert len(down) + 2 == tunnel["dst_to_src"]["received_bytes"]
+    assert hashlib.sha256(b"OK" + down).hexdigest() == tunnel["dst_to_src"]["received_sha256"]
+
+
+@pytest.mark.parametrize("passes", PASSES.values(), ids=PASSES.keys())
+def test_real_no_expert_no_exception(tshark, passes):
+    capture = tshark.capture(REAL)
+    assert experts(tshark, capture, passes) == {}
+    assert tshark.frames(capture, "_ws.malformed", passes) == []
