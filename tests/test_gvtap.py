@@ -172,6 +172,26 @@ def test_heuristic_can_be_switched_off(tshark):
     assert tshark.frames(capture, "dhcp", off) == []
 
 
+def test_port_table_first(tshark):
+    """With the port table tried before the heuristics, port 1024's ttrpc is
+    asked first, refuses the request, and the heuristic still finds it."""
+    capture = tshark.capture(CONNECT)
+    extra = ["-o", "vsock.try_heuristic_first:FALSE"]
+    assert tshark.frames(capture, "gvtap.method", extra) == [3]
+    assert tshark.frames(capture, "dhcp", extra) == [4, 6, 7, 9]
+    assert tshark.frames(capture, "ttrpc", extra) == []
+
+
+@pytest.mark.parametrize("passes", PASSES.values(), ids=PASSES.keys())
+def test_decode_as_on_a_whole_connection(tshark, passes):
+    """Decode As comes before the heuristics: the request is recognised all the same."""
+    expected = flatten(gen.connect_items())
+    found = tunnel_frames(tshark, tshark.capture(CONNECT), DECODE_AS + passes)
+    assert frames_of(found, FROM_VM) == expected["c"]
+    assert frames_of(found, TO_VM) == expected["s"]
+    assert tshark.frames(tshark.capture(CONNECT), "gvtap.method", DECODE_AS + passes) == [3]
+
+
 def test_midstream_needs_decode_as(tshark):
     capture = tshark.capture(MIDSTREAM)
     assert tshark.frames(capture, "gvtap or eth") == []
