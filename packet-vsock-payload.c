@@ -304,6 +304,27 @@ static vsock_cb_bool http2_heuristic_when_possible(tvbuff_t *tvb, packet_info *p
     return true;
 }
 
+/* Tunnels that open with an HTTP request (vsock_payload_not_http). */
+#define MAX_HTTP_OPENINGS 4
+static vsock_http_opening_t http_openings[MAX_HTTP_OPENINGS];
+static unsigned http_opening_count;
+static heur_dissector_t http_heuristic;
+
+void vsock_payload_not_http(vsock_http_opening_t check)
+{
+    if (http_opening_count < MAX_HTTP_OPENINGS)
+        http_openings[http_opening_count++] = check;
+}
+
+static vsock_cb_bool http_heuristic_unless_tunnel(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data)
+{
+    for (unsigned i = 0; i < http_opening_count; i++) {
+        if (http_openings[i](tvb))
+            return false;
+    }
+    return http_heuristic(tvb, pinfo, tree, data);
+}
+
 /* Wireshark's own TCP heuristics serve vsock as well: a payload that clearly is
  * TLS or HTTP is found on any port, before any port entry is tried. With a
  * filter, vsock's list gets the filter instead and *original the heuristic. */
@@ -342,7 +363,8 @@ void vsock_payload_handoff(void)
     dissector_table_foreach_handle("tcp.port", offer_for_decode_as, NULL);
 
     adopt_tcp_heuristic("tls_tcp", "tls_vsock", "TLS over vsock", NULL, NULL);
-    adopt_tcp_heuristic("http_tcp", "http_vsock", "HTTP over vsock", NULL, NULL);
+    adopt_tcp_heuristic("http_tcp", "http_vsock", "HTTP over vsock", http_heuristic_unless_tunnel,
+                        &http_heuristic);
     adopt_tcp_heuristic("http2_tcp", "http2_vsock", "HTTP/2 over vsock",
                         http2_heuristic_when_possible, &http2_heuristic);
     adopt_tcp_heuristic("ssh_tcp", "ssh_vsock", "SSH over vsock", NULL, NULL);

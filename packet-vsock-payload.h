@@ -20,6 +20,16 @@
  * recognisable only by their first bytes (a tunnel after its opening request). */
 void vsock_set_connection_dissector(packet_info *pinfo, dissector_handle_t handle);
 
+/* Whether a payload is the HTTP request that opens a tunnel (true: HTTP's
+ * heuristic must not take it). */
+typedef bool (*vsock_http_opening_t)(tvbuff_t *tvb);
+
+/* Registers such a check, from a handoff. Wireshark moves a heuristic that
+ * matched to the front of its list, so once HTTP's has recognised a payload
+ * it is asked before the tunnel's heuristic and would take the request
+ * (gvisor-tap-vsock's "POST /connect"); with the check it declines it. */
+void vsock_payload_not_http(vsock_http_opening_t check);
+
 /* For a service on a well-known port that wraps a protocol a heuristic would
  * take first (AWS Nitro's vsock-proxy carries TLS on 8000): the port-table
  * entry of handle is tried before the heuristics, wherever Decode As or the

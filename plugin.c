@@ -27,6 +27,8 @@ void proto_register_qga(void);
 void proto_reg_handoff_qga(void);
 void proto_register_kata(void);
 void proto_reg_handoff_kata(void);
+void proto_register_gvtap(void);
+void proto_reg_handoff_gvtap(void);
 
 WS_DLL_PUBLIC_DEF const char plugin_version[] = VSOCK_PLUGIN_VERSION;
 WS_DLL_PUBLIC_DEF const int plugin_want_major = WIRESHARK_VERSION_MAJOR;
@@ -38,33 +40,20 @@ VSOCK_DEFINE_PLUGIN_DESCRIBE(WS_PLUGIN_DESC_DISSECTOR)
 
 void plugin_register(void)
 {
-    static proto_plugin plug_vsock;
-    static proto_plugin plug_ttrpc;
-    static proto_plugin plug_nitro;
-    static proto_plugin plug_sd_notify;
-    static proto_plugin plug_qga;
-    static proto_plugin plug_kata;
+    /* The vsock dissector, then the protocols it carries. Plugin handoffs run
+     * in reverse order, and a heuristic added later is asked first. */
+    static proto_plugin plugins[] = {
+        { .register_protoinfo = proto_register_vsock_plugin, .register_handoff = proto_reg_handoff_vsock_plugin },
+        /* Kata Containers' agent protocol, over vsock port 1024 */
+        { .register_protoinfo = proto_register_ttrpc, .register_handoff = proto_reg_handoff_ttrpc },
+        { .register_protoinfo = proto_register_nitro, .register_handoff = proto_reg_handoff_nitro },
+        { .register_protoinfo = proto_register_sd_notify, .register_handoff = proto_reg_handoff_sd_notify },
+        { .register_protoinfo = proto_register_qga, .register_handoff = proto_reg_handoff_qga },
+        { .register_protoinfo = proto_register_kata, .register_handoff = proto_reg_handoff_kata },
+        /* gvisor-tap-vsock's network tunnel (Podman machine, CRC) */
+        { .register_protoinfo = proto_register_gvtap, .register_handoff = proto_reg_handoff_gvtap },
+    };
 
-    plug_vsock.register_protoinfo = proto_register_vsock_plugin;
-    plug_vsock.register_handoff = proto_reg_handoff_vsock_plugin;
-    proto_register_plugin(&plug_vsock);
-
-    /* Kata Containers' agent protocol, carried over vsock port 1024. */
-    plug_ttrpc.register_protoinfo = proto_register_ttrpc;
-    plug_ttrpc.register_handoff = proto_reg_handoff_ttrpc;
-    proto_register_plugin(&plug_ttrpc);
-
-    /* Application protocols carried over vsock. */
-    plug_nitro.register_protoinfo = proto_register_nitro;
-    plug_nitro.register_handoff = proto_reg_handoff_nitro;
-    proto_register_plugin(&plug_nitro);
-    plug_sd_notify.register_protoinfo = proto_register_sd_notify;
-    plug_sd_notify.register_handoff = proto_reg_handoff_sd_notify;
-    proto_register_plugin(&plug_sd_notify);
-    plug_qga.register_protoinfo = proto_register_qga;
-    plug_qga.register_handoff = proto_reg_handoff_qga;
-    proto_register_plugin(&plug_qga);
-    plug_kata.register_protoinfo = proto_register_kata;
-    plug_kata.register_handoff = proto_reg_handoff_kata;
-    proto_register_plugin(&plug_kata);
+    for (size_t i = 0; i < array_length(plugins); i++)
+        proto_register_plugin(&plugins[i]);
 }

@@ -77,8 +77,9 @@ FATAL_STDERR = tuple(vsocktest.FATAL_STDERR) + (
     "[Epan CRITICAL]", "WARNING", "CRITICAL", "ERROR **")
 FATAL_STDOUT = tuple(vsocktest.FATAL_STDOUT) + ("Dissector bug",)
 
-# Dissector bugs in these protocols are ours; in any other, Wireshark's.
-OUR_PROTOCOLS = ("vsock", "ttrpc")
+# Dissector bugs in these protocols (short names, as tshark reports them) are
+# ours; in any other, Wireshark's.
+OUR_PROTOCOLS = ("vsock", "ttrpc", "gvisor-tap-vsock")
 UPSTREAM = "upstream: "
 
 # Wireshark's fuzz-testing environment (tools/test-common.sh in wireshark).

@@ -684,6 +684,14 @@ virtio len = payload length, buf_alloc 262144, flags 0, fwd_cnt 0.
 Each `bad_*.pcap` holds exactly one packet built on an RW stream packet
 3:50000 -> 2:1234 with payload "data", unless the row says otherwise.
 
+Two other scripts write captures here, the same way, and list their packets
+in their docstrings: `tools/gen_ttrpc_captures.py` (`ttrpc_*.pcap`, the Kata
+agent's ttrpc) and `tools/gen_gvtap_captures.py` (`gvtap_*.pcap`,
+gvisor-tap-vsock's network tunnel: a POST /connect tunnel with DHCP, ARP, DNS
+and an HTTP download cut across packets, the same tunnel captured from its
+middle, a /tunnel connection, HTTP's heuristic having matched first, and
+damaged tunnels).
+
 | file | packet | contents | what is wrong |
 |---|---|---|---|
 """
