@@ -111,6 +111,23 @@ static const char *dissect_log_line(tvbuff_t *tvb, packet_info *pinfo, proto_tre
     return summary ? summary : tvb_format_text(pinfo->pool, tvb, offset, length);
 }
 
+/* Log records are text: a control byte other than tab and line ends among
+ * the first bytes means something else uses the port. Without this check,
+ * binary data without a line end was collected up to KATA_MAX_LINE, and
+ * searched again for a line end at every packet. */
+static bool looks_like_text(tvbuff_t *tvb)
+{
+    const int n = MIN((int)tvb_captured_length(tvb), 64);
+
+    for (int i = 0; i < n; i++) {
+        const uint8_t c = vsock_tvb_get_uint8(tvb, i);
+
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 static int dissect_kata_log(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_)
 {
     const int length = (int)tvb_captured_length(tvb);
@@ -118,6 +135,9 @@ static int dissect_kata_log(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
     const char *first = NULL;
     unsigned n_lines = 0;
     int offset = 0;
+
+    if (!looks_like_text(tvb))
+        return 0;
 
     while (offset < length) {
         const int nl = vsock_tvb_find_uint8(tvb, offset, length - offset, '\n');

@@ -6,7 +6,12 @@ tools/gen_app_captures.py; test-captures/synthetic/README.md lists every frame.
 Each check runs on one pass and on two (-2), where the tree must be the same.
 """
 
+import os
+import sys
+
 import pytest
+
+from vsocktest import REPO
 
 PASSES = [[], ["-2"]]
 
@@ -360,3 +365,20 @@ def test_qga_real_capture_matches_ground_truth(tshark, passes):
                          % conn["src"]["port"], extra=passes)
     assert "".join(sent) == "".join(line["hex"] for line in conn["lines_sent"])
     assert json.dumps(truth["pcap"]) == '"qemu_ga.pcap"'
+
+
+def test_binary_data_on_the_kata_log_port_is_not_a_log(tshark):
+    """Port 1025 carrying binary data (no Kata agent there): data, not log lines
+    collected and searched up to the 1 MiB line limit."""
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    import gen_test_captures as gen  # the project's capture builder
+
+    client, server = (gen.CID_HOST, 40000), (gen.CID_GUEST, 1025)
+    frames = [gen.virtio_frame(client, server, gen.OP_REQUEST), gen.virtio_frame(server, client, gen.OP_RESPONSE)]
+    frames += [gen.virtio_frame(server, client, gen.OP_RW, payload=bytes(range(256)) * 16) for _ in range(3)]
+    frames += [gen.virtio_frame(server, client, gen.OP_RW, payload=b"plain text line\n")]
+    capture = tshark.scratch_file("kata_binary.pcap", gen.pcap_bytes(frames))
+    for extra in ([], ["-2"]):
+        assert tshark.frames(capture, "kata", extra=extra) == [6]
+        assert tshark.frames(capture, "data", extra=extra) == [3, 4, 5]
+        assert tshark.frames(capture, "vsock.reassembled_in", extra=extra + ["-2"]) == []
