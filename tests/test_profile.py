@@ -75,9 +75,21 @@ def present(value):
     return value not in ("", "0")
 
 
+def default_rules(tshark, capture):
+    """{frame: the rule of Wireshark's own default colouring that matches it}."""
+    rc, out, err = run(["tshark", "--color", "-r", capture, "-T", "fields", "-e", "frame.number",
+                        "-e", "frame.coloring_rule.name"], environment(tshark))
+    assert rc == 0 and err == "", err
+    return {int(number): name for number, name in (line.split("\t") for line in out.splitlines()) if name}
+
+
 def expected_colours(tshark, capture):
-    """Each frame's row colour, from its fields, in the order of the README's rules."""
+    """Each frame's row colour, from its fields, in the order of the README's rules:
+    a payload an application dissector decoded (HTTP, or the Ethernet frames of a
+    gvisor-tap-vsock tunnel) keeps the colour Wireshark's defaults give it."""
     experts = sorted(tshark.experts())
+    defaults = default_rules(tshark, capture)
+    by_rule = rule_colours()
     header = set(header_warnings(tshark))
     rows = tshark.fields(capture, ["frame.number", "vsock.op", "vsock.virtio.op", "frame.protocols"] + experts,
                          occurrence="f")
@@ -95,8 +107,9 @@ def expected_colours(tshark, capture):
             kind = STALL
         elif op in ("1", "2"):
             kind = CONNECT
-        elif "http" in layers or "http2" in layers:
-            kind = HTTP
+        elif op == "4" and int(number) in defaults:
+            kind = by_rule[defaults[int(number)]]
+            assert kind == HTTP or "http" not in layers
         elif op == "4":
             kind = PAYLOAD
         else:
