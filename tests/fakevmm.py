@@ -28,6 +28,27 @@ import threading
 FIRST_HOST_PORT = 1 << 30
 
 
+def recv_all(sock):
+    """Everything until the peer closes."""
+    data = bytearray()
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return bytes(data)
+        data += chunk
+
+
+def recv_line(sock):
+    """One line, its newline included (less if the peer closes first)."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        line += chunk
+    return line
+
+
 def read_connect_line(sock):
     """Firecracker's read_local_stream_port(): the port, or None."""
     buf = bytearray()

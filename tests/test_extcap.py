@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from fakevmm import FIRST_HOST_PORT, FakeVmm
+from fakevmm import FIRST_HOST_PORT, FakeVmm, recv_all, recv_line
 from vsocktest import CAPTURES, REPO
 
 TOOL = os.path.join(REPO, "extcap", "vsockhybriddump")
@@ -257,25 +257,6 @@ class GuestServer:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
-
-
-def recv_all(sock):
-    data = bytearray()
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return bytes(data)
-        data += chunk
-
-
-def recv_line(sock):
-    line = b""
-    while not line.endswith(b"\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            break
-        line += chunk
-    return line
 
 
 def recv_exactly(sock, size):

@@ -25,29 +25,10 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
-from fakevmm import FakeVmm  # noqa: E402  pylint: disable=wrong-import-position
+from fakevmm import FakeVmm, recv_all, recv_line  # noqa: E402  pylint: disable=wrong-import-position
 
 TOOL = os.path.join(REPO, "extcap", "vsockhybriddump")
 TIMEOUT = 30
-
-
-def recv_all(sock):
-    data = bytearray()
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return bytes(data)
-        data += chunk
-
-
-def recv_line(sock):
-    line = b""
-    while not line.endswith(b"\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            break
-        line += chunk
-    return line
 
 
 class Server:
