@@ -101,7 +101,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_test_captures import (  # noqa: E402  (the path is set just above)
-    output_dir,
+    write_captures,
     CID_GUEST, CID_HOST, OP_REQUEST, OP_RESPONSE, OP_RST, OP_RW, OP_SHUTDOWN,
     SHUTDOWN_RCV, SHUTDOWN_SEND, pcap_bytes, virtio_frame)
 
@@ -499,15 +499,7 @@ def captures():
 
 
 def main(argv):
-    outdir = output_dir(argv)
-    if outdir is None:
-        return 2
-    caps = captures()
-    for name, data in caps.items():
-        with open(os.path.join(outdir, name), "wb") as f:
-            f.write(data)
-    print("wrote %d captures to %s" % (len(caps), outdir))
-    return 0
+    return write_captures(argv, captures)
 
 
 if __name__ == "__main__":

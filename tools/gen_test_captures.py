@@ -731,6 +731,20 @@ def output_dir(argv):
     return outdir
 
 
+def write_captures(argv, captures):
+    """For the other generators: writes captures(), {file name: pcap bytes}, into
+    the folder of the command line; returns the exit status."""
+    outdir = output_dir(argv)
+    if outdir is None:
+        return 2
+    caps = captures()
+    for name, data in caps.items():
+        with open(os.path.join(outdir, name), "wb") as f:
+            f.write(data)
+    print("wrote %d captures to %s" % (len(caps), outdir))
+    return 0
+
+
 def main(argv):
     outdir = output_dir(argv)
     if outdir is None:
