@@ -101,12 +101,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_test_captures import (  # noqa: E402  (the path is set just above)
-    write_captures,
+    write_captures, VsockConnection,
     CID_GUEST, CID_HOST, OP_REQUEST, OP_RESPONSE, OP_RST, OP_RW, OP_SHUTDOWN,
     SHUTDOWN_RCV, SHUTDOWN_SEND, pcap_bytes, virtio_frame)
 
 GVPROXY_PORT = 1024
-VSOCK_RW_MAX = 65536
 
 VM_MAC = bytes.fromhex("5a94efe40cee")
 GW_MAC = bytes.fromhex("5a94efe40cdd")
@@ -292,27 +291,8 @@ def http_get(session, request, response, mss=1460, ack_every=8):
 # --------------------------------------------------------------------------
 
 
-class VsockConnection:
-    """RW packets of one stream connection; fwd_cnt follows what each side read."""
-
-    def __init__(self, frames, client, server):
-        self.frames = frames
-        self.side = {"c": client, "s": server}
-        self.consumed = {"c": 0, "s": 0}
-
-    def peer(self, who):
-        return "s" if who == "c" else "c"
-
-    def handshake(self):
-        self.frames.append(virtio_frame(self.side["c"], self.side["s"], OP_REQUEST))
-        self.frames.append(virtio_frame(self.side["s"], self.side["c"], OP_RESPONSE))
-
-    def send(self, who, payload):
-        for start in range(0, len(payload), VSOCK_RW_MAX):
-            chunk = payload[start:start + VSOCK_RW_MAX]
-            self.frames.append(virtio_frame(self.side[who], self.side[self.peer(who)], OP_RW,
-                                            payload=chunk, fwd_cnt=self.consumed[who]))
-            self.consumed[self.peer(who)] += len(chunk)
+class TunnelConnection(VsockConnection):
+    """A vsock connection whose ends write as the tunnel's do."""
 
     def send_cut(self, who, payload, cuts):
         """payload in RW packets of the sizes in cuts, in turn."""
@@ -331,19 +311,12 @@ class VsockConnection:
             self.send("s", framed(frame)[:2])
             self.send("s", frame)
 
-    def close(self):
-        self.frames.append(virtio_frame(self.side["c"], self.side["s"], OP_SHUTDOWN,
-                                        flags=SHUTDOWN_RCV | SHUTDOWN_SEND, fwd_cnt=self.consumed["c"]))
-        self.frames.append(virtio_frame(self.side["s"], self.side["c"], OP_RST, fwd_cnt=self.consumed["s"]))
-
     def close_by_host(self):
-        self.frames.append(virtio_frame(self.side["s"], self.side["c"], OP_SHUTDOWN,
-                                        flags=SHUTDOWN_RCV | SHUTDOWN_SEND, fwd_cnt=self.consumed["s"]))
-        self.frames.append(virtio_frame(self.side["c"], self.side["s"], OP_RST, fwd_cnt=self.consumed["c"]))
+        self.close("s")
 
 
 def tunnel_connection(frames, vm_port, handshake=True):
-    conn = VsockConnection(frames, (CID_GUEST, vm_port), (CID_HOST, GVPROXY_PORT))
+    conn = TunnelConnection((CID_GUEST, vm_port), (CID_HOST, GVPROXY_PORT), frames)
     if handshake:
         conn.handshake()
     return conn
@@ -437,7 +410,7 @@ def tunnel_capture():
 
 def after_http_capture():
     frames = []
-    http = VsockConnection(frames, (CID_GUEST, 4000), (CID_HOST, 8080))
+    http = TunnelConnection((CID_GUEST, 4000), (CID_HOST, 8080), frames)
     http.handshake()
     http.send("c", b"GET / HTTP/1.1\r\nHost: vm.example\r\n\r\n")
     http.send("s", b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nhi\n")

@@ -162,6 +162,40 @@ def virtio_frame(src, dst, op, *, type_=TYPE_STREAM, flags=0,
     return frame
 
 
+class VsockConnection:
+    """Frames of one stream connection, appended to frames (a new list when not
+    given); fwd_cnt follows what each side read. "c" is the client, "s" the server."""
+
+    RW_MAX = 65536     # Linux puts at most 64 KiB in one RW packet
+
+    def __init__(self, client, server, frames=None):
+        self.side = {"c": client, "s": server}
+        self.consumed = {"c": 0, "s": 0}
+        self.frames = [] if frames is None else frames
+
+    def peer(self, who):
+        return "s" if who == "c" else "c"
+
+    def handshake(self):
+        self.frames.append(virtio_frame(self.side["c"], self.side["s"], OP_REQUEST))
+        self.frames.append(virtio_frame(self.side["s"], self.side["c"], OP_RESPONSE))
+
+    def send(self, who, payload):
+        for start in range(0, len(payload), self.RW_MAX):
+            chunk = payload[start:start + self.RW_MAX]
+            self.frames.append(virtio_frame(self.side[who], self.side[self.peer(who)], OP_RW,
+                                            payload=chunk, fwd_cnt=self.consumed[who]))
+            self.consumed[self.peer(who)] += len(chunk)
+
+    def close(self, closer="c"):
+        """SHUTDOWN (rcv,send) from closer, the RST that answers it."""
+        other = self.peer(closer)
+        self.frames.append(virtio_frame(self.side[closer], self.side[other], OP_SHUTDOWN,
+                                        flags=SHUTDOWN_RCV | SHUTDOWN_SEND, fwd_cnt=self.consumed[closer]))
+        self.frames.append(virtio_frame(self.side[other], self.side[closer], OP_RST,
+                                        fwd_cnt=self.consumed[other]))
+
+
 def mon_frame(src, dst, op, trans, *, trans_hdr=b"", trans_len=None,
               reserved=0, payload=b"", truncate=None):
     """A vsockmon frame with an arbitrary (non-virtio) transport header.

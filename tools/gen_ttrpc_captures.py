@@ -94,13 +94,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_test_captures import (  # noqa: E402  (the path is set just above)
-    write_captures,
+    write_captures, VsockConnection,
     CID_GUEST, CID_HOST, OP_REQUEST, OP_RESPONSE, OP_RST, OP_RW, OP_SHUTDOWN,
     SHUTDOWN_RCV, SHUTDOWN_SEND, SNAPLEN, START_TIME_US, STEP_US, pcap_bytes,
     virtio_frame)
 
 AGENT_PORT = 1024
-VSOCK_RW_MAX = 65536     # Linux puts at most 64 KiB in one RW packet
 TCP_SEGMENT_MAX = 60000  # below the IPv4 limit of 65535 bytes per packet
 
 # ttrpc
@@ -272,35 +271,6 @@ def agent_session():
 # --------------------------------------------------------------------------
 # vsock connections
 # --------------------------------------------------------------------------
-
-
-class VsockConnection:
-    """Frames of one stream connection; fwd_cnt follows what each side read."""
-
-    def __init__(self, client, server):
-        self.side = {"c": client, "s": server}
-        self.consumed = {"c": 0, "s": 0}
-        self.frames = []
-
-    def peer(self, who):
-        return "s" if who == "c" else "c"
-
-    def handshake(self):
-        self.frames.append(virtio_frame(self.side["c"], self.side["s"], OP_REQUEST))
-        self.frames.append(virtio_frame(self.side["s"], self.side["c"], OP_RESPONSE))
-
-    def send(self, who, payload):
-        for start in range(0, len(payload), VSOCK_RW_MAX):
-            chunk = payload[start:start + VSOCK_RW_MAX]
-            self.frames.append(virtio_frame(self.side[who], self.side[self.peer(who)], OP_RW,
-                                            payload=chunk, fwd_cnt=self.consumed[who]))
-            self.consumed[self.peer(who)] += len(chunk)
-
-    def close(self):
-        self.frames.append(virtio_frame(self.side["c"], self.side["s"], OP_SHUTDOWN,
-                                        flags=SHUTDOWN_RCV | SHUTDOWN_SEND, fwd_cnt=self.consumed["c"]))
-        self.frames.append(virtio_frame(self.side["s"], self.side["c"], OP_RST,
-                                        fwd_cnt=self.consumed["s"]))
 
 
 HOST_CID = CID_HOST
