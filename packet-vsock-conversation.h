@@ -23,13 +23,15 @@ typedef struct vsock_conversation vsock_conversation_t;
 #define VSOCK_CONV_P_LOOPBACK_ALIAS 0x08 /* paired through vsock_loopback's CID 1 (see the .c) */
 #define VSOCK_CONV_P_LOOPBACK_FIRST 0x10 /* ... and the first such packet of the stream */
 
-/* One per tracked packet, stored on the first pass and read on every pass. */
+/* One per tracked packet, stored on the first pass and read on every pass
+ * (24 bytes: 48 bits of offset are 256 TiB in one direction, more than a
+ * capture holds). */
 struct vsock_conv_packet {
     vsock_conversation_t *conv;
-    uint64_t seq;            /* offset of the packet's first payload byte in its direction */
     int64_t time_delta_ns;   /* since the previous packet of the stream */
-    uint8_t direction;       /* 0: from the connecting side (or the side seen first) */
-    uint8_t flags;           /* VSOCK_CONV_P_* */
+    uint64_t seq : 48;       /* offset of the packet's first payload byte in its direction */
+    uint64_t direction : 1;  /* 0: from the connecting side (or the side seen first) */
+    uint64_t flags : 8;      /* VSOCK_CONV_P_* */
 };
 
 void vsock_conversation_register(int proto, expert_module_t *expert);

@@ -98,12 +98,16 @@ static const fragment_items vsock_fragment_items = {
     "vsock segments"
 };
 
-/* The reassembly state of one direction of the packet's connection. */
-static vsock_reassembly_flow_t *get_flow(const vsock_conv_packet_t *cp)
+/* The reassembly state of one direction of the packet's connection; made
+ * (create) only when a PDU or a message first spans packets: most
+ * connections never need it. NULL: none yet. */
+static vsock_reassembly_flow_t *get_flow(const vsock_conv_packet_t *cp, bool create)
 {
     vsock_reassembly_flow_t *flows = (vsock_reassembly_flow_t *)vsock_conversation_get_data(cp->conv, conn_slot);
 
     if (!flows) {
+        if (!create)
+            return NULL;
         flows = wmem_alloc0_array(wmem_file_scope(), vsock_reassembly_flow_t, 2);
         vsock_conversation_set_data(cp->conv, conn_slot, flows);
     }
@@ -260,14 +264,17 @@ static uint32_t continue_msp(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree
 
 /* First pass, bytes that start new PDUs; opens an MSP if the last is unfinished. */
 static void dissect_new_pdus(tvbuff_t *tvb, uint32_t offset, packet_info *pinfo, proto_tree *tree,
-                             const vsock_packet_info_t *packet, uint64_t seq, vsock_reassembly_flow_t *flow)
+                             const vsock_packet_info_t *packet)
 {
     const uint32_t len = tvb_reported_length(tvb);
+    const uint64_t seq = packet->conv->seq;
+    vsock_reassembly_flow_t *flow;
     uint32_t start;
 
     call_payload_keep_info(tvb_new_subset_remaining(tvb, offset), pinfo, tree, packet);
     if (!wants_more(pinfo) || pinfo->desegment_offset >= (int)(len - offset))
         return;
+    flow = get_flow(packet->conv, true);
     start = offset + pinfo->desegment_offset;
     flow->msp_open = true;
     flow->msp_id = pinfo->num;
@@ -282,16 +289,16 @@ static void dissect_new_pdus(tvbuff_t *tvb, uint32_t offset, packet_info *pinfo,
 static void stream_first_pass(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, const vsock_packet_info_t *packet)
 {
     const vsock_conv_packet_t *cp = packet->conv;
-    vsock_reassembly_flow_t *flow = get_flow(cp);
+    vsock_reassembly_flow_t *flow = get_flow(cp, false);
     uint32_t offset = 0;
 
     /* A gap in the capture: the open PDU cannot be completed. */
-    if (flow->msp_open && flow->next_seq != cp->seq)
+    if (flow && flow->msp_open && flow->next_seq != cp->seq)
         flow->msp_open = false;
-    if (flow->msp_open)
+    if (flow && flow->msp_open)
         offset = continue_msp(tvb, pinfo, tree, packet, cp->seq, flow, record_of(pinfo));
     if (offset < tvb_reported_length(tvb))
-        dissect_new_pdus(tvb, offset, pinfo, tree, packet, cp->seq, flow);
+        dissect_new_pdus(tvb, offset, pinfo, tree, packet);
 }
 
 /* Later passes: the same calls on the same bytes as the first pass made. */
@@ -344,12 +351,12 @@ static void dissect_message_part(tvbuff_t *tvb, packet_info *pinfo, proto_tree *
     fragment_head *fd_head;
 
     if (first_pass) {
-        vsock_reassembly_flow_t *flow = get_flow(packet->conv);
         const bool eom = (packet->flags & VIRTIO_VSOCK_SEQ_EOM) != 0;
+        vsock_reassembly_flow_t *flow = get_flow(packet->conv, !eom);
         const uint32_t len = tvb_reported_length(tvb);
 
         /* A whole message in one packet needs no record. */
-        if (flow->msg_open || !eom) {
+        if (!eom || (flow && flow->msg_open)) {
             vsock_reassembly_packet_t *record = record_of(pinfo);
 
             if (!flow->msg_open) {
