@@ -60,10 +60,10 @@ typedef struct vsock_packet_links {
     nstime_t connect_time;         /* RESPONSE or RST: time since the REQUEST */
 } vsock_packet_links_t;
 
-/* One per analysed packet (24 bytes: rare facts hang off a pointer, derived
+/* One per analysed packet (16 bytes: rare facts are kept apart, derived
  * ones are computed). */
 struct vsock_analysis_packet {
-    vsock_packet_links_t *links;   /* NULL: no links */
+    uint32_t links;                /* its links in link_records; 0: none */
     /* RW with has_credit: the receiver's buffer and what was sent and not
      * yet consumed by it after this packet (the sender's credit before it
      * follows from them). */
@@ -71,8 +71,8 @@ struct vsock_analysis_packet {
     uint32_t bytes_in_flight;
     uint16_t flags;                /* VSOCK_A_* */
     uint8_t state;                 /* enum vsock_conn_state after this packet */
-    bool has_credit;
-    bool analysed;                 /* the first pass filled this record */
+    bool has_credit : 1;
+    bool analysed : 1;             /* the first pass filled this record */
 };
 
 /* One direction of a connection, named for its sender. */
@@ -103,6 +103,10 @@ typedef struct vsock_analysis_conn {
 
 static int conn_slot = -1;
 static vsock_records_t packet_records = VSOCK_RECORDS_INIT(vsock_analysis_packet_t);
+/* The links of the control packets that have them, numbered from 1 in the
+ * order they were made: an index in the packet record costs half a pointer. */
+static vsock_records_t link_records = VSOCK_RECORDS_INIT(vsock_packet_links_t);
+static uint32_t link_count;
 static vsock_pref_bool vsock_analyze = true;
 
 static int hf_vsock_state = -1;
@@ -154,6 +158,8 @@ static const struct {
 static void vsock_analysis_init(void)
 {
     vsock_records_reset(&packet_records);
+    vsock_records_reset(&link_records);
+    link_count = 0;
 }
 
 /* The analysis state of the packet's connection, made on its first packet. */
@@ -170,12 +176,19 @@ static vsock_analysis_conn_t *get_conn(const vsock_conv_packet_t *cp, const vsoc
     return conn;
 }
 
-/* Links are rare (control packets): allocated when the first one is set. */
+/* Links are rare (control packets): made when the first one is set. */
 static vsock_packet_links_t *links_of(vsock_analysis_packet_t *record)
 {
     if (!record->links)
-        record->links = wmem_new0(wmem_file_scope(), vsock_packet_links_t);
-    return record->links;
+        record->links = ++link_count;
+    return (vsock_packet_links_t *)vsock_records_get(&link_records, record->links, true);
+}
+
+/* The packet's links, or NULL. */
+static const vsock_packet_links_t *packet_links(const vsock_analysis_packet_t *record)
+{
+    return record->links ? (const vsock_packet_links_t *)vsock_records_get(&link_records, record->links, false)
+                         : NULL;
 }
 
 /* The sender's credit: what the peer's buffer can still take (virtio spec). */
@@ -417,6 +430,8 @@ static void add_frame_link(proto_tree *tree, int hf, tvbuff_t *tvb, uint32_t fra
 static void add_analysis_experts(packet_info *pinfo, proto_item *item, const vsock_packet_info_t *packet,
                                  const vsock_analysis_packet_t *record)
 {
+    const vsock_packet_links_t *links = packet_links(record);
+
     for (size_t i = 0; i < array_length(vsock_flag_experts); i++) {
         if (!(record->flags & vsock_flag_experts[i].flag))
             continue;
@@ -427,18 +442,20 @@ static void add_analysis_experts(packet_info *pinfo, proto_item *item, const vso
         else if (vsock_flag_experts[i].flag == VSOCK_A_REFUSED)
             expert_add_info_format(pinfo, item, vsock_flag_experts[i].ei,
                                    "Connection refused: the REQUEST in frame %u was answered by RST",
-                                   record->links ? record->links->response_to : 0);
+                                   links ? links->response_to : 0);
         else
             expert_add_info(pinfo, item, vsock_flag_experts[i].ei);
     }
     /* Only a later pass knows that no answer ever came. */
-    if (packet->virtio_op == VIRTIO_VSOCK_OP_REQUEST && !(record->links && record->links->response_in) &&
+    if (packet->virtio_op == VIRTIO_VSOCK_OP_REQUEST && !(links && links->response_in) &&
         PINFO_FD_VISITED(pinfo))
         expert_add_info(pinfo, item, &ei_vsock_analysis_no_response);
 }
 
 void vsock_analysis_tag_info(packet_info *pinfo, const vsock_analysis_packet_t *record)
 {
+    if (!pinfo->cinfo)
+        return;
     /* Backwards, as each tag is prepended: the Info column lists them in table order. */
     for (size_t n = array_length(vsock_flag_experts); n > 0; n--) {
         if ((record->flags & vsock_flag_experts[n - 1].flag) && vsock_flag_experts[n - 1].tag)
@@ -449,11 +466,13 @@ void vsock_analysis_tag_info(packet_info *pinfo, const vsock_analysis_packet_t *
 void vsock_analysis_add_tree(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree,
                              const vsock_packet_info_t *packet, const vsock_analysis_packet_t *record)
 {
-    const vsock_packet_links_t *links = record->links;
+    const vsock_packet_links_t *links = packet_links(record);
     proto_item *item;
     proto_tree *analysis_tree;
 
-    if (packet->type != VIRTIO_VSOCK_TYPE_DGRAM)
+    /* Fields a tree that only filters does not ask for are not added (see
+     * add_cid() in packet-vsock.c); the experts then go to the parent. */
+    if (packet->type != VIRTIO_VSOCK_TYPE_DGRAM && proto_field_is_referenced(tree, hf_vsock_state))
         proto_item_set_generated(proto_tree_add_uint(tree, hf_vsock_state, tvb, 0, 0, record->state));
     if (links) {
         add_frame_link(tree, hf_vsock_response_in, tvb, links->response_in);
@@ -467,14 +486,19 @@ void vsock_analysis_add_tree(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree
         add_frame_link(tree, hf_vsock_credit_request_frame, tvb, links->credit_request_frame);
     }
 
-    item = proto_tree_add_item(tree, hf_vsock_analysis, tvb, 0, 0, ENC_NA);
-    proto_item_set_generated(item);
-    analysis_tree = proto_item_add_subtree(item, ett_vsock_analysis);
+    item = analysis_tree = tree;
+    if (proto_field_is_referenced(tree, hf_vsock_analysis)) {
+        item = proto_tree_add_item(tree, hf_vsock_analysis, tvb, 0, 0, ENC_NA);
+        proto_item_set_generated(item);
+        analysis_tree = proto_item_add_subtree(item, ett_vsock_analysis);
+    }
     if (packet->virtio_op == VIRTIO_VSOCK_OP_RW && record->has_credit) {
-        proto_item_set_generated(proto_tree_add_int64(analysis_tree, hf_vsock_analysis_peer_free, tvb, 0, 0,
-                                                      packet_peer_free(record, packet)));
-        proto_item_set_generated(proto_tree_add_uint(analysis_tree, hf_vsock_analysis_bytes_in_flight, tvb, 0, 0,
-                                                     record->bytes_in_flight));
+        if (proto_field_is_referenced(tree, hf_vsock_analysis_peer_free))
+            proto_item_set_generated(proto_tree_add_int64(analysis_tree, hf_vsock_analysis_peer_free, tvb, 0, 0,
+                                                          packet_peer_free(record, packet)));
+        if (proto_field_is_referenced(tree, hf_vsock_analysis_bytes_in_flight))
+            proto_item_set_generated(proto_tree_add_uint(analysis_tree, hf_vsock_analysis_bytes_in_flight, tvb,
+                                                         0, 0, record->bytes_in_flight));
     }
     add_analysis_experts(pinfo, item, packet, record);
 }

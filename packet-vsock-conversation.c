@@ -270,22 +270,34 @@ void vsock_conversation_add_tree(tvbuff_t *tvb, packet_info *pinfo, proto_tree *
     proto_item *item;
     nstime_t time_relative, time_delta;
 
-    item = proto_tree_add_uint(tree, hf_vsock_stream, tvb, 0, 0, conv->stream);
-    proto_item_set_generated(item);
+    /* Fields a tree that only filters does not ask for are not added (see
+     * add_cid() in packet-vsock.c). */
+    item = tree;
+    if (proto_field_is_referenced(tree, hf_vsock_stream)) {
+        item = proto_tree_add_uint(tree, hf_vsock_stream, tvb, 0, 0, conv->stream);
+        proto_item_set_generated(item);
+    }
     if (cp->flags & VSOCK_CONV_P_LOOPBACK_FIRST)
         expert_add_info_format(pinfo, item, &ei_vsock_loopback_paired,
                                "Answer from CID 1 (vsock_loopback) paired with the connection from %"
                                PRIu64 ":%u to %" PRIu64 ":%u",
                                conv->cid[0], conv->port[0], conv->cid[1], conv->port[1]);
     if (packet->has_virtio ? packet->virtio_op == VIRTIO_VSOCK_OP_RW : packet->op == VSOCKMON_OP_PAYLOAD) {
-        proto_item_set_generated(proto_tree_add_uint64(tree, hf_vsock_seq, tvb, 0, 0, cp->seq));
-        proto_item_set_generated(proto_tree_add_uint64(tree, hf_vsock_nxtseq, tvb, 0, 0, cp->seq + data_len(packet)));
+        if (proto_field_is_referenced(tree, hf_vsock_seq))
+            proto_item_set_generated(proto_tree_add_uint64(tree, hf_vsock_seq, tvb, 0, 0, cp->seq));
+        if (proto_field_is_referenced(tree, hf_vsock_nxtseq))
+            proto_item_set_generated(proto_tree_add_uint64(tree, hf_vsock_nxtseq, tvb, 0, 0,
+                                                           cp->seq + data_len(packet)));
     }
-    nstime_delta(&time_relative, &pinfo->abs_ts, &conv->ts_first);
-    time_delta.secs = (time_t)(cp->time_delta_ns / 1000000000);
-    time_delta.nsecs = (int)(cp->time_delta_ns % 1000000000);
-    proto_item_set_generated(proto_tree_add_time(tree, hf_vsock_time_relative, tvb, 0, 0, &time_relative));
-    proto_item_set_generated(proto_tree_add_time(tree, hf_vsock_time_delta, tvb, 0, 0, &time_delta));
+    if (proto_field_is_referenced(tree, hf_vsock_time_relative)) {
+        nstime_delta(&time_relative, &pinfo->abs_ts, &conv->ts_first);
+        proto_item_set_generated(proto_tree_add_time(tree, hf_vsock_time_relative, tvb, 0, 0, &time_relative));
+    }
+    if (proto_field_is_referenced(tree, hf_vsock_time_delta)) {
+        time_delta.secs = (time_t)(cp->time_delta_ns / 1000000000);
+        time_delta.nsecs = (int)(cp->time_delta_ns % 1000000000);
+        proto_item_set_generated(proto_tree_add_time(tree, hf_vsock_time_delta, tvb, 0, 0, &time_delta));
+    }
 }
 
 void vsock_conversation_register(int proto, expert_module_t *expert)

@@ -18,6 +18,7 @@
 #include <epan/prefs.h>
 #include <wiretap/wtap.h>
 #include <wsutil/pint.h>
+#include <wsutil/str_util.h>
 #include <wsutil/utf8_entities.h>
 
 #include "vsock-compat.h"
@@ -273,13 +274,30 @@ static void check_cid_reserved_bits(packet_info *pinfo, proto_item *item, uint64
                                cid);
 }
 
+/* A header field is added to a visible tree, and to one that only filters
+ * or extracts fields (tshark -Y, -T fields) when it is asked for: Wireshark
+ * would fake it after decoding it, which cost a sixth of a filter pass. Not
+ * added, its value is read directly and its expert infos go to the parent,
+ * where Wireshark's fake item of 4.0 sends them too. */
 static proto_item *add_cid(proto_tree *tree, int hf, tvbuff_t *tvb, int offset,
                            packet_info *pinfo, uint64_t *cid)
 {
-    proto_item *item = proto_tree_add_item_ret_uint64(tree, hf, tvb, offset, 8, ENC_LITTLE_ENDIAN, cid);
+    proto_item *item = tree;
 
+    if (proto_field_is_referenced(tree, hf))
+        item = proto_tree_add_item_ret_uint64(tree, hf, tvb, offset, 8, ENC_LITTLE_ENDIAN, cid);
+    else
+        *cid = tvb_get_letoh64(tvb, offset);
     check_cid_reserved_bits(pinfo, item, *cid);
     return item;
+}
+
+static proto_item *add_uint(proto_tree *tree, int hf, tvbuff_t *tvb, int offset, int length, uint32_t *value)
+{
+    if (proto_field_is_referenced(tree, hf))
+        return proto_tree_add_item_ret_uint(tree, hf, tvb, offset, length, ENC_LITTLE_ENDIAN, value);
+    *value = length == 2 ? tvb_get_letohs(tvb, offset) : tvb_get_letohl(tvb, offset);
+    return tree;
 }
 
 /* The vsockmon header: always 32 bytes (the caller checked). */
@@ -292,8 +310,8 @@ static void dissect_vsockmon_header(tvbuff_t *tvb, packet_info *pinfo, proto_tre
 
     add_cid(tree, hf_vsock_src_cid, tvb, 0, pinfo, &packet->src_cid);
     add_cid(tree, hf_vsock_dst_cid, tvb, 8, pinfo, &packet->dst_cid);
-    proto_tree_add_item_ret_uint(tree, hf_vsock_src_port, tvb, 16, 4, ENC_LITTLE_ENDIAN, &packet->src_port);
-    proto_tree_add_item_ret_uint(tree, hf_vsock_dst_port, tvb, 20, 4, ENC_LITTLE_ENDIAN, &packet->dst_port);
+    add_uint(tree, hf_vsock_src_port, tvb, 16, 4, &packet->src_port);
+    add_uint(tree, hf_vsock_dst_port, tvb, 20, 4, &packet->dst_port);
 
     /* Either end, like tcp.port. Hidden items show nowhere: added only when a
      * filter, a column or a full dissection asks for them (every packet). */
@@ -306,18 +324,18 @@ static void dissect_vsockmon_header(tvbuff_t *tvb, packet_info *pinfo, proto_tre
         proto_item_set_hidden(proto_tree_add_item(tree, hf_vsock_port, tvb, 20, 4, ENC_LITTLE_ENDIAN));
     }
 
-    *op_item = proto_tree_add_item_ret_uint(tree, hf_vsock_op, tvb, 24, 2, ENC_LITTLE_ENDIAN, &packet->op);
+    *op_item = add_uint(tree, hf_vsock_op, tvb, 24, 2, &packet->op);
     if (try_val_to_str(packet->op, vsockmon_op_vals) == NULL)
         expert_add_info_format(pinfo, *op_item, &ei_vsock_op_unknown, "Unknown vsockmon operation %u", packet->op);
 
-    item = proto_tree_add_item_ret_uint(tree, hf_vsock_trans, tvb, 26, 2, ENC_LITTLE_ENDIAN, &packet->transport);
+    item = add_uint(tree, hf_vsock_trans, tvb, 26, 2, &packet->transport);
     if (try_val_to_str(packet->transport, vsockmon_transport_vals) == NULL)
         expert_add_info_format(pinfo, item, &ei_vsock_trans_unknown, "Unknown transport %u", packet->transport);
 
-    *trans_len_item = proto_tree_add_item_ret_uint(tree, hf_vsock_trans_len, tvb, 28, 2, ENC_LITTLE_ENDIAN,
-                                                   &packet->trans_len);
+    *trans_len_item = add_uint(tree, hf_vsock_trans_len, tvb, 28, 2, &packet->trans_len);
 
-    item = proto_tree_add_item(tree, hf_vsock_reserved, tvb, 30, 2, ENC_NA);
+    item = proto_field_is_referenced(tree, hf_vsock_reserved)
+           ? proto_tree_add_item(tree, hf_vsock_reserved, tvb, 30, 2, ENC_NA) : tree;
     reserved = tvb_get_letohs(tvb, 30);
     if (reserved != 0)
         expert_add_info_format(pinfo, item, &ei_vsock_reserved_nonzero,
@@ -344,18 +362,43 @@ static void add_virtio_flags(proto_tree *tree, tvbuff_t *tvb, int offset, packet
         expert_add_info(pinfo, item, &ei_vsock_virtio_flags_shutdown_none);
 }
 
+/* Appends text to a tree item's label being built in label (ITEM_LABEL_LENGTH
+ * bytes) at len; returns the new length. The busiest labels are built so:
+ * printf cost more than the items they title. */
+static size_t label_append(char *label, size_t len, const char *text)
+{
+    size_t n = strlen(text);
+
+    if (n > ITEM_LABEL_LENGTH - 1 - len)
+        n = ITEM_LABEL_LENGTH - 1 - len;
+    memcpy(label + len, text, n);
+    label[len + n] = '\0';
+    return len + n;
+}
+
 /* The virtio header, 44 bytes at offset (the caller checked they are there).
  * Fills packet and flags every disagreement with the vsockmon header. */
 static void dissect_virtio_header(tvbuff_t *tvb, int offset, packet_info *pinfo, proto_tree *tree,
                                   vsock_packet_info_t *packet, proto_item *vsockmon_op_item)
 {
     proto_tree *virtio_tree;
-    proto_item *virtio_item, *item;
+    proto_item *item;
+    char label[ITEM_LABEL_LENGTH];
+    size_t label_len;
     uint64_t src_cid, dst_cid;
     uint32_t src_port, dst_port;
 
-    virtio_tree = proto_tree_add_subtree(tree, tvb, offset, VIRTIO_VSOCK_HDR_LEN, ett_vsock_virtio,
-                                         &virtio_item, "Virtio transport header");
+    /* The title whole at once (appending to it formats the label twice),
+     * for a visible tree only: no other keeps it. */
+    label_len = label_append(label, 0, "Virtio transport header");
+    if (tree && PTREE_DATA(tree)->visible) {
+        label_len = label_append(label, label_len, ", ");
+        label_len = label_append(label, label_len,
+                                 val_to_str_const(tvb_get_letohs(tvb, offset + 28), virtio_type_vals, "Unknown type"));
+        label_len = label_append(label, label_len, ", ");
+        label_append(label, label_len, val_to_str_const(tvb_get_letohs(tvb, offset + 30), virtio_op_vals, "Unknown op"));
+    }
+    virtio_tree = proto_tree_add_subtree(tree, tvb, offset, VIRTIO_VSOCK_HDR_LEN, ett_vsock_virtio, NULL, label);
 
     item = add_cid(virtio_tree, hf_vsock_virtio_src_cid, tvb, offset, pinfo, &src_cid);
     if (src_cid != packet->src_cid)
@@ -368,11 +411,11 @@ static void dissect_virtio_header(tvbuff_t *tvb, int offset, packet_info *pinfo,
                                "Virtio destination CID %" PRIu64 " differs from vsockmon destination CID %" PRIu64,
                                dst_cid, packet->dst_cid);
 
-    item = proto_tree_add_item_ret_uint(virtio_tree, hf_vsock_virtio_src_port, tvb, offset + 16, 4, ENC_LITTLE_ENDIAN, &src_port);
+    item = add_uint(virtio_tree, hf_vsock_virtio_src_port, tvb, offset + 16, 4, &src_port);
     if (src_port != packet->src_port)
         expert_add_info_format(pinfo, item, &ei_vsock_port_mismatch,
                                "Virtio source port %u differs from vsockmon source port %u", src_port, packet->src_port);
-    item = proto_tree_add_item_ret_uint(virtio_tree, hf_vsock_virtio_dst_port, tvb, offset + 20, 4, ENC_LITTLE_ENDIAN, &dst_port);
+    item = add_uint(virtio_tree, hf_vsock_virtio_dst_port, tvb, offset + 20, 4, &dst_port);
     if (dst_port != packet->dst_port)
         expert_add_info_format(pinfo, item, &ei_vsock_port_mismatch,
                                "Virtio destination port %u differs from vsockmon destination port %u", dst_port, packet->dst_port);
@@ -382,13 +425,13 @@ static void dissect_virtio_header(tvbuff_t *tvb, int offset, packet_info *pinfo,
     if (proto_field_is_referenced(tree, hf_vsock_virtio_dst_prot))
         proto_item_set_hidden(proto_tree_add_item(virtio_tree, hf_vsock_virtio_dst_prot, tvb, offset + 20, 4, ENC_LITTLE_ENDIAN));
 
-    proto_tree_add_item_ret_uint(virtio_tree, hf_vsock_virtio_len, tvb, offset + 24, 4, ENC_LITTLE_ENDIAN, &packet->len);
+    add_uint(virtio_tree, hf_vsock_virtio_len, tvb, offset + 24, 4, &packet->len);
 
-    item = proto_tree_add_item_ret_uint(virtio_tree, hf_vsock_virtio_type, tvb, offset + 28, 2, ENC_LITTLE_ENDIAN, &packet->type);
+    item = add_uint(virtio_tree, hf_vsock_virtio_type, tvb, offset + 28, 2, &packet->type);
     if (try_val_to_str(packet->type, virtio_type_vals) == NULL)
         expert_add_info_format(pinfo, item, &ei_vsock_virtio_type_unknown, "Unknown socket type %u", packet->type);
 
-    item = proto_tree_add_item_ret_uint(virtio_tree, hf_vsock_virtio_op, tvb, offset + 30, 2, ENC_LITTLE_ENDIAN, &packet->virtio_op);
+    item = add_uint(virtio_tree, hf_vsock_virtio_op, tvb, offset + 30, 2, &packet->virtio_op);
     if (packet->virtio_op == VIRTIO_VSOCK_OP_INVALID)
         expert_add_info(pinfo, item, &ei_vsock_virtio_op_invalid);
     else if (try_val_to_str(packet->virtio_op, virtio_op_vals) == NULL)
@@ -403,12 +446,9 @@ static void dissect_virtio_header(tvbuff_t *tvb, int offset, packet_info *pinfo,
     packet->flags = tvb_get_letohl(tvb, offset + 32);
     add_virtio_flags(virtio_tree, tvb, offset + 32, pinfo, packet);
 
-    proto_tree_add_item_ret_uint(virtio_tree, hf_vsock_virtio_buf_alloc, tvb, offset + 36, 4, ENC_LITTLE_ENDIAN, &packet->buf_alloc);
-    proto_tree_add_item_ret_uint(virtio_tree, hf_vsock_virtio_fwd_cnt, tvb, offset + 40, 4, ENC_LITTLE_ENDIAN, &packet->fwd_cnt);
+    add_uint(virtio_tree, hf_vsock_virtio_buf_alloc, tvb, offset + 36, 4, &packet->buf_alloc);
+    add_uint(virtio_tree, hf_vsock_virtio_fwd_cnt, tvb, offset + 40, 4, &packet->fwd_cnt);
 
-    proto_item_append_text(virtio_item, ", %s, %s",
-                           val_to_str_const(packet->type, virtio_type_vals, "Unknown type"),
-                           val_to_str_const(packet->virtio_op, virtio_op_vals, "Unknown op"));
     packet->has_virtio = true;
 }
 
@@ -489,8 +529,11 @@ static tvbuff_t *dissect_payload_part(tvbuff_t *tvb, int offset, packet_info *pi
         excess = remaining - packet->len;
     }
 
-    len_item = proto_tree_add_uint(tree, hf_vsock_len, tvb, offset, packet->payload_len, packet->payload_len);
-    proto_item_set_generated(len_item);
+    len_item = tree;
+    if (proto_field_is_referenced(tree, hf_vsock_len)) {
+        len_item = proto_tree_add_uint(tree, hf_vsock_len, tvb, offset, packet->payload_len, packet->payload_len);
+        proto_item_set_generated(len_item);
+    }
 
     if (packet->has_virtio && remaining != packet->len) {
         if (excess)
@@ -508,8 +551,9 @@ static tvbuff_t *dissect_payload_part(tvbuff_t *tvb, int offset, packet_info *pi
         expert_add_info(pinfo, len_item, &ei_vsock_virtio_len_zero);
 
     if (packet->payload_len > 0) {
-        proto_item *payload_item = proto_tree_add_item(tree, hf_vsock_payload, tvb, offset,
-                                                       packet->payload_len, ENC_NA);
+        proto_item *payload_item = proto_field_is_referenced(tree, hf_vsock_payload)
+                                   ? proto_tree_add_item(tree, hf_vsock_payload, tvb, offset, packet->payload_len, ENC_NA)
+                                   : tree;
         if (!carries_data(packet))
             expert_add_info_format(pinfo, payload_item, &ei_vsock_payload_unexpected,
                                    "%u payload bytes on a packet that carries no data", packet->payload_len);
@@ -538,6 +582,9 @@ static void set_info_column(packet_info *pinfo, const vsock_packet_info_t *packe
     char src_port[11], dst_port[11], value1[11] = "", value2[11] = "";
     const char *op, *type = "", *after_op = "]", *label2 = "";
 
+    /* No columns to fill (tshark -T fields, a filter pass). */
+    if (!pinfo->cinfo)
+        return;
     vsock_uint32_to_str_buf(packet->src_port, src_port, sizeof src_port);
     vsock_uint32_to_str_buf(packet->dst_port, dst_port, sizeof dst_port);
 
@@ -574,6 +621,37 @@ static void set_info_column(packet_info *pinfo, const vsock_packet_info_t *packe
     }
     col_add_lstr(pinfo->cinfo, COL_INFO, src_port, " " UTF8_RIGHTWARDS_ARROW " ", dst_port, " [", op,
                  flag_text(packet), after_op, value1, label2, value2, type, COL_ADD_LSTR_TERMINATOR);
+}
+
+/* "vSocket, Src: 2:1234, Dst: 3:5678, Op: RW, Len: 10", joined from its
+ * pieces: appended with printf (after the label was formatted once) and with
+ * address_to_str it cost as much as the header's 20 items together, in the
+ * visible tree of every tshark -T fields, -V and -T pdml. */
+static void set_protocol_text(proto_item *vsock_item, packet_info *pinfo, const vsock_packet_info_t *packet)
+{
+    char label[ITEM_LABEL_LENGTH], number[21];
+    size_t len = label_append(label, 0, proto_get_protocol_name(proto_vsock));
+
+    len = label_append(label, len, ", Src: ");
+    vsock_uint64_to_str_buf(packet->src_cid, number, sizeof number);
+    len = label_append(label, len, number);
+    len = label_append(label, len, ":");
+    vsock_uint32_to_str_buf(packet->src_port, number, sizeof number);
+    len = label_append(label, len, number);
+    len = label_append(label, len, ", Dst: ");
+    vsock_uint64_to_str_buf(packet->dst_cid, number, sizeof number);
+    len = label_append(label, len, number);
+    len = label_append(label, len, ":");
+    vsock_uint32_to_str_buf(packet->dst_port, number, sizeof number);
+    len = label_append(label, len, number);
+    len = label_append(label, len, ", Op: ");
+    len = label_append(label, len, packet->has_virtio
+                       ? vsock_val_to_str(pinfo->pool, packet->virtio_op, virtio_op_vals, "Unknown (%u)")
+                       : vsock_val_to_str(pinfo->pool, packet->op, vsockmon_op_vals, "Unknown (%u)"));
+    len = label_append(label, len, ", Len: ");
+    vsock_uint32_to_str_buf(packet->payload_len, number, sizeof number);
+    label_append(label, len, number);
+    proto_item_set_text(vsock_item, "%s", label);
 }
 
 static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, void *data _U_)
@@ -624,13 +702,7 @@ static int dissect_vsock(tvbuff_t *tvb, packet_info *pinfo, proto_tree *tree, vo
         vsock_analysis_add_tree(tvb, pinfo, vsock_tree, packet, analysis);
     /* Only a visible tree shows the text: not worth formatting otherwise. */
     if (tree && PTREE_DATA(tree)->visible)
-        proto_item_append_text(vsock_item, ", Src: %s:%u, Dst: %s:%u, Op: %s, Len: %u",
-                               address_to_str(pinfo->pool, &pinfo->src), packet->src_port,
-                               address_to_str(pinfo->pool, &pinfo->dst), packet->dst_port,
-                               packet->has_virtio
-                                   ? vsock_val_to_str(pinfo->pool, packet->virtio_op, virtio_op_vals, "Unknown (%u)")
-                                   : vsock_val_to_str(pinfo->pool, packet->op, vsockmon_op_vals, "Unknown (%u)"),
-                               packet->payload_len);
+        set_protocol_text(vsock_item, pinfo, packet);
 
     vsock_taps_queue(pinfo, packet, payload_tvb);
     /* After our Info: an application protocol replaces it, as over TCP. */

@@ -35,8 +35,10 @@ typedef gboolean vsock_pref_bool;
 /* guint32_to_str_buf() became uint32_to_str_buf() (the old name deprecated). */
 #if VSOCK_WS_AT_LEAST(4, 4)
 #define vsock_uint32_to_str_buf(u, buf, len) uint32_to_str_buf((u), (buf), (len))
+#define vsock_uint64_to_str_buf(u, buf, len) uint64_to_str_buf((u), (buf), (len))
 #else
 #define vsock_uint32_to_str_buf(u, buf, len) guint32_to_str_buf((u), (buf), (len))
+#define vsock_uint64_to_str_buf(u, buf, len) guint64_to_str_buf((u), (buf), (len))
 #endif
 
 /* dissector_try_uint_new() is deprecated in 4.6 in favour of
