@@ -389,9 +389,10 @@ static void dissect_virtio_header(tvbuff_t *tvb, int offset, packet_info *pinfo,
     uint32_t src_port, dst_port;
 
     /* The title whole at once (appending to it formats the label twice),
-     * for a visible tree only: no other keeps it. */
+     * for a visible tree only (no other keeps it), and only for a header the
+     * capture holds whole, as when its end was appended. */
     label_len = label_append(label, 0, "Virtio transport header");
-    if (tree && PTREE_DATA(tree)->visible) {
+    if (tree && PTREE_DATA(tree)->visible && tvb_bytes_exist(tvb, offset, VIRTIO_VSOCK_HDR_LEN)) {
         label_len = label_append(label, label_len, ", ");
         label_len = label_append(label, label_len,
                                  val_to_str_const(tvb_get_letohs(tvb, offset + 28), virtio_type_vals, "Unknown type"));
@@ -551,9 +552,14 @@ static tvbuff_t *dissect_payload_part(tvbuff_t *tvb, int offset, packet_info *pi
         expert_add_info(pinfo, len_item, &ei_vsock_virtio_len_zero);
 
     if (packet->payload_len > 0) {
-        proto_item *payload_item = proto_field_is_referenced(tree, hf_vsock_payload)
-                                   ? proto_tree_add_item(tree, hf_vsock_payload, tvb, offset, packet->payload_len, ENC_NA)
-                                   : tree;
+        proto_item *payload_item = tree;
+
+        /* Added or not, a payload cut by the capture's snap length ends the
+         * dissection here, as adding it does: reassembly must not see it. */
+        if (proto_field_is_referenced(tree, hf_vsock_payload))
+            payload_item = proto_tree_add_item(tree, hf_vsock_payload, tvb, offset, packet->payload_len, ENC_NA);
+        else
+            tvb_ensure_bytes_exist(tvb, offset, (int)packet->payload_len);
         if (!carries_data(packet))
             expert_add_info_format(pinfo, payload_item, &ei_vsock_payload_unexpected,
                                    "%u payload bytes on a packet that carries no data", packet->payload_len);

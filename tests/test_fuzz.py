@@ -45,7 +45,8 @@ REGRESSION = sorted(f for f in os.listdir(os.path.join(REPO, "test-captures", "r
 
 
 @pytest.mark.parametrize("name", REGRESSION)
-@pytest.mark.parametrize("passes", [["-V"], ["-2", "-V"]], ids=["one-pass", "two-pass"])
+@pytest.mark.parametrize("passes", [["-V"], ["-2", "-V"], [], ["-Y", "vsock.len > 0"]],
+                         ids=["one-pass", "two-pass", "summary", "filter"])
 def test_regression_capture(tshark, name, passes):
     """Inputs that fuzzing found (test-captures/regression/README.md) dissect cleanly."""
     out = tshark.text(passes + ["-r", tshark.capture("regression/" + name)])

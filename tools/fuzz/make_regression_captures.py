@@ -48,6 +48,18 @@ def main():
         b"C" * 50,
         b"D" * 50,
     ]))
+    # A seqpacket message in two parts whose last part the capture cut (snap
+    # length: 40 of its 100 payload bytes captured). Adding the payload item
+    # stops the dissection there; when the item was left out of trees that do
+    # not show it, the cut part reached fragment_add() in a summary pass
+    # ("Dissector bug ... tvb_bytes_exist").
+    last = F(3, 2, 50000, 1234, fuzz.OP_RW, vtype=fuzz.TYPE_SEQPACKET, flags=3, payload=b"B" * 100)
+    fuzz.write_pcap(os.path.join(OUT, "seqpacket_part_cut_by_snaplen.pcap"), [
+        F(3, 2, 50000, 1234, fuzz.OP_REQUEST, vtype=fuzz.TYPE_SEQPACKET),
+        F(2, 3, 1234, 50000, fuzz.OP_RESPONSE, vtype=fuzz.TYPE_SEQPACKET),
+        F(3, 2, 50000, 1234, fuzz.OP_RW, vtype=fuzz.TYPE_SEQPACKET, payload=b"A" * 100),
+        (last[:len(last) - 60], len(last)),
+    ])
 
 
 if __name__ == "__main__":
