@@ -10,8 +10,10 @@ runs second) on the same capture, output to /dev/null:
 
   read     tshark -n -r F                       (summary lines)
   filter   tshark -n -r F -Y 'vsock.op == 4'
-  fields   tshark -n -r F -T fields -e vsock.src_port -e vsock.len
-           (the built-in has no vsock.len: it gets -e vsock.virtio.len)
+  fields   tshark -n -r F -T fields -e vsock.virtio.len -e vsock.src_port
+  fields-stream
+           tshark -n -r F -T fields -e vsock.stream -e vsock.len (the
+           built-in has neither field: it runs the fields workload)
   read-nohttp, filter-nohttp
            the same two with --disable-protocol http: the vsock layer
            without the HTTP dissector's own cost (the built-in decodes no
@@ -47,8 +49,13 @@ import time
 WORKLOADS = {
     "read": ([], []),
     "filter": (["-Y", "vsock.op == 4"], ["-Y", "vsock.op == 4"]),
-    "fields": (["-T", "fields", "-e", "vsock.src_port", "-e", "vsock.len"],
-               ["-T", "fields", "-e", "vsock.src_port", "-e", "vsock.virtio.len"]),
+    # Field extraction: two header fields (the same arguments for both), and
+    # the plugin's stream index and payload length (the built-in has neither:
+    # it extracts two header fields).
+    "fields": (["-T", "fields", "-e", "vsock.virtio.len", "-e", "vsock.src_port"],
+               ["-T", "fields", "-e", "vsock.virtio.len", "-e", "vsock.src_port"]),
+    "fields-stream": (["-T", "fields", "-e", "vsock.stream", "-e", "vsock.len"],
+                      ["-T", "fields", "-e", "vsock.virtio.len", "-e", "vsock.src_port"]),
     # The same without the HTTP dissector: what the vsock layer itself costs
     # (the built-in decodes no application protocol; the plugin hands 10 % of
     # the connections to HTTP).
@@ -132,7 +139,7 @@ def bench_capture(setup, capture, workloads, runs, timeout, log):
             for v in (order if r % 2 == 0 else order[::-1]):
                 s = setup.run(["-n", "-r", capture] + variants[v], plugin=(v == "plugin"), timeout=timeout)
                 samples[v].append(s)
-                log(f"  {os.path.basename(capture)} {name:8s} {v:8s} run {r + 1}: "
+                log(f"  {os.path.basename(capture)} {name:13s} {v:8s} run {r + 1}: "
                     f"{s['wall']:.2f} s wall, {s['cpu']:.2f} s cpu, {s['rss_kib'] / 1024:.0f} MiB")
         entry = {"packets": packets}
         for v, ss in samples.items():
@@ -199,7 +206,7 @@ def main(argv=None):
     ap.add_argument("--plugin", default=os.path.join(os.path.dirname(here), "build", "vsock.so"))
     ap.add_argument("--abi", default=None)
     ap.add_argument("--runs", type=int, default=5, help="rounds per workload (default 5)")
-    ap.add_argument("--workloads", default="read,filter,read-nohttp,filter-nohttp,fields,detail,twopass,floor")
+    ap.add_argument("--workloads", default="read,filter,read-nohttp,filter-nohttp,fields,fields-stream,detail,twopass,floor")
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--json", help="write every sample here")
     ap.add_argument("-q", "--quiet", action="store_true")
