@@ -7,10 +7,14 @@
  *
  * Two modes (tools/fuzz/README.md):
  *   default             one input = one frame (LINKTYPE_VSOCK), one dissection
- *                       pass with a tree, columns and every label formatted.
+ *                       pass with a tree, columns and every label formatted
+ *                       (an odd-sized input: with the hidden tree of a
+ *                       display filter instead).
  *   VSOCK_FUZZ_MULTI=1  one input = up to 64 frames, each prefixed by a 16-bit
  *                       little-endian length, dissected like `tshark -2 -V`
- *                       (a first pass without tree, then a second with one):
+ *                       (a first pass without tree, or for an odd-sized input
+ *                       with a display filter's hidden tree, then a second
+ *                       with a shown one):
  *                       connection analysis and reassembly within one input.
  *
  * As in Wireshark's fuzzshark, the epan session lives across inputs (frame
@@ -38,6 +42,7 @@
 #include <epan/proto.h>
 #include <epan/timestamp.h>
 #include <epan/frame_data.h>
+#include <epan/dfilter/dfilter.h>
 #include <wiretap/wtap.h>
 #include <wsutil/filesystem.h>
 #include <wsutil/privileges.h>
@@ -92,14 +97,27 @@ static void fill_labels(proto_node *node, gpointer data _U_)
     proto_tree_children_foreach(node, fill_labels, NULL);
 }
 
+/* How a frame is dissected: without a tree (a summary pass), with a tree
+ * that is not shown and holds what a display filter asks for (tshark -Y,
+ * -T fields: the plugin then leaves out the fields nobody references), or
+ * with a visible tree whose labels are all formatted (-V). */
+enum tree_kind { TREE_NONE, TREE_FILTER, TREE_SHOWN };
+
+/* Fields of every part of the plugin and its expert infos, for TREE_FILTER. */
+static dfilter_t *fuzz_dfcode;
+
 static void dissect_one(epan_t *session, frame_data *fd, wtap_rec *rec, const guint8 *bytes,
-                        guint32 len, gboolean tree)
+                        guint32 len, enum tree_kind kind)
 {
-    epan_dissect_t *edt = epan_dissect_new(session, tree, tree);
+    epan_dissect_t *edt = epan_dissect_new(session, kind != TREE_NONE, kind == TREE_SHOWN);
     tvbuff_t *tvb = tvb_new_real_data(bytes, len, len);
 
-    epan_dissect_run(edt, WTAP_FILE_TYPE_SUBTYPE_UNKNOWN, rec, tvb, fd, tree ? fuzz_cinfo : NULL);
-    if (tree) {
+    if (kind == TREE_FILTER)
+        epan_dissect_prime_with_dfilter(edt, fuzz_dfcode);
+    epan_dissect_run(edt, WTAP_FILE_TYPE_SUBTYPE_UNKNOWN, rec, tvb, fd, kind != TREE_NONE ? fuzz_cinfo : NULL);
+    if (kind == TREE_FILTER)
+        (void)dfilter_apply_edt(fuzz_dfcode, edt);
+    if (kind == TREE_SHOWN) {
         epan_dissect_fill_in_columns(edt, FALSE, TRUE);
         if (edt->tree)
             proto_tree_children_foreach(edt->tree, fill_labels, NULL);
@@ -182,6 +200,12 @@ int LLVMFuzzerInitialize(int *argc _U_, char ***argv)
         fprintf(stderr, "fuzz_vsock: no dissector for WTAP_ENCAP_VSOCK\n");
         exit(1);
     }
+    if (!dfilter_compile("vsock.len > 0 || vsock.stream || vsock.state || vsock.analysis.bytes_in_flight"
+                         " || vsock.response_in || vsock.seqpacket.msg_len || vsock.reassembled_in || _ws.expert",
+                         &fuzz_dfcode, &err)) {
+        fprintf(stderr, "fuzz_vsock: display filter: %s\n", err);
+        exit(1);
+    }
     multi_mode = getenv("VSOCK_FUZZ_MULTI") != NULL && strcmp(getenv("VSOCK_FUZZ_MULTI"), "0") != 0;
     if (getenv("VSOCK_FUZZ_RESET"))
         reset_every = (guint32)strtoul(getenv("VSOCK_FUZZ_RESET"), NULL, 10);
@@ -201,7 +225,8 @@ static int one_frame(const uint8_t *data, size_t size)
     current_frames = &fd;
     current_base = frame_counter - 1;
     current_count = 1;
-    dissect_one(long_session, &fd, &rec, data, len, TRUE);
+    /* An odd-sized input as a filter pass sees it, an even one as -V does. */
+    dissect_one(long_session, &fd, &rec, data, len, size % 2 ? TREE_FILTER : TREE_SHOWN);
     current_frames = NULL;
     frame_data_destroy(&fd);
     wtap_rec_cleanup(&rec);
@@ -241,10 +266,12 @@ static int many_frames(const uint8_t *data, size_t size)
     current_base = frame_counter;
     current_count = n;
     frame_counter += n;
-    /* tshark -2: a first pass without a tree, then every frame again with one. */
+    /* tshark -2: a first pass without a tree (an odd-sized input: with a
+     * filter's tree, as -2 -R has), then every frame again with a shown one. */
     for (pass = 0; pass < 2; pass++)
         for (i = 0; i < n; i++)
-            dissect_one(session, &fds[i], &recs[i], bytes[i], lens[i], pass == 1);
+            dissect_one(session, &fds[i], &recs[i], bytes[i], lens[i],
+                        pass == 1 ? TREE_SHOWN : size % 2 ? TREE_FILTER : TREE_NONE);
     current_frames = NULL;
     current_count = 0;
     for (i = 0; i < n; i++) {
