@@ -208,6 +208,7 @@ void vsock_payload_dissect(tvbuff_t *payload_tvb, packet_info *pinfo, proto_tree
     const uint32_t low_port = MIN(packet->src_port, packet->dst_port);
     const uint32_t high_port = MAX(packet->src_port, packet->dst_port);
     vsock_decode_as_ports_t *ports = wmem_new(pinfo->pool, vsock_decode_as_ports_t);
+    bool ports_claimed;
 
     ports->src = packet->src_port;
     ports->dst = packet->dst_port;
@@ -215,15 +216,19 @@ void vsock_payload_dissect(tvbuff_t *payload_tvb, packet_info *pinfo, proto_tree
 
     if (try_connection_dissector(payload_tvb, pinfo, tree, packet->conv))
         return;
-    if (try_changed_port(low_port, payload_tvb, pinfo, tree) ||
-        try_changed_port(high_port, payload_tvb, pinfo, tree))
+    /* Most connections' ports have no dissector (none, or Decode As "none"):
+     * two lookups tell, where the port steps below make six. */
+    ports_claimed = dissector_get_uint_handle(port_subdissector_table, low_port) != NULL ||
+                    dissector_get_uint_handle(port_subdissector_table, high_port) != NULL;
+    if (ports_claimed && (try_changed_port(low_port, payload_tvb, pinfo, tree) ||
+                          try_changed_port(high_port, payload_tvb, pinfo, tree)))
         return;
-    if (try_preferred_port(low_port, payload_tvb, pinfo, tree) ||
-        try_preferred_port(high_port, payload_tvb, pinfo, tree))
+    if (ports_claimed && (try_preferred_port(low_port, payload_tvb, pinfo, tree) ||
+                          try_preferred_port(high_port, payload_tvb, pinfo, tree)))
         return;
     if (try_heuristic_first && try_heuristics(payload_tvb, pinfo, tree, packet->conv))
         return;
-    if (try_ports(low_port, high_port, payload_tvb, pinfo, tree))
+    if (ports_claimed && try_ports(low_port, high_port, payload_tvb, pinfo, tree))
         return;
     if (!try_heuristic_first && try_heuristics(payload_tvb, pinfo, tree, packet->conv))
         return;
