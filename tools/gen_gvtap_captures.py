@@ -101,7 +101,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_test_captures import (  # noqa: E402  (the path is set just above)
-    write_captures, VsockConnection,
+    write_captures, VsockConnection, inet_checksum,
     CID_GUEST, CID_HOST, OP_REQUEST, OP_RESPONSE, OP_RST, OP_RW, OP_SHUTDOWN,
     SHUTDOWN_RCV, SHUTDOWN_SEND, pcap_bytes, virtio_frame)
 
@@ -145,28 +145,19 @@ TUNNEL_BODY = b"<html><body>served by the VM, reached through /tunnel</body></ht
 # --------------------------------------------------------------------------
 
 
-def checksum(data):
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def ethernet(dst, src, ethertype, payload):
     return dst + src + struct.pack("!H", ethertype) + payload
 
 
 def ipv4(src, dst, proto, payload, ident=0):
     hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, 0x4000, 64, proto, 0, src, dst)
-    return hdr[:10] + struct.pack("!H", checksum(hdr)) + hdr[12:] + payload
+    return hdr[:10] + struct.pack("!H", inet_checksum(hdr)) + hdr[12:] + payload
 
 
 def udp(src_ip, dst_ip, sport, dport, payload):
     hdr = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0)
     pseudo = src_ip + dst_ip + struct.pack("!BBH", 0, 17, len(hdr) + len(payload))
-    csum = checksum(pseudo + hdr + payload) or 0xFFFF
+    csum = inet_checksum(pseudo + hdr + payload) or 0xFFFF
     return ipv4(src_ip, dst_ip, 17, hdr[:6] + struct.pack("!H", csum) + payload)
 
 
@@ -176,7 +167,7 @@ TCP_FIN, TCP_SYN, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x08, 0x10
 def tcp(src_ip, dst_ip, sport, dport, seq, ack, flags, payload=b""):
     hdr = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 64240, 0, 0)
     pseudo = src_ip + dst_ip + struct.pack("!BBH", 0, 6, len(hdr) + len(payload))
-    hdr = hdr[:16] + struct.pack("!H", checksum(pseudo + hdr + payload)) + hdr[18:]
+    hdr = hdr[:16] + struct.pack("!H", inet_checksum(pseudo + hdr + payload)) + hdr[18:]
     return ipv4(src_ip, dst_ip, 6, hdr + payload)
 
 

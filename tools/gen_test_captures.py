@@ -765,6 +765,17 @@ def output_dir(argv):
     return outdir
 
 
+def inet_checksum(data):
+    """The Internet checksum (RFC 1071) of IPv4, TCP and UDP headers, for the
+    generators that tunnel such packets."""
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
 def write_captures(argv, captures):
     """For the other generators: writes captures(), {file name: pcap bytes}, into
     the folder of the command line; returns the exit status."""

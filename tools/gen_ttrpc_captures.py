@@ -94,7 +94,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_test_captures import (  # noqa: E402  (the path is set just above)
-    write_captures, VsockConnection,
+    write_captures, VsockConnection, inet_checksum,
     CID_GUEST, CID_HOST, OP_REQUEST, OP_RESPONSE, OP_RST, OP_RW, OP_SHUTDOWN,
     SHUTDOWN_RCV, SHUTDOWN_SEND, SNAPLEN, START_TIME_US, STEP_US, pcap_bytes,
     virtio_frame)
@@ -355,23 +355,14 @@ TCP_GUEST = (bytes([10, 0, 0, 3]), AGENT_PORT, b"\x02\x00\x00\x00\x00\x03")
 TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK, TCP_FIN = 0x02, 0x04, 0x08, 0x10, 0x01
 
 
-def checksum(data):
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def tcp_packet(src, dst, seq, ack, flags, payload=b""):
     (src_ip, src_port, src_mac), (dst_ip, dst_port, dst_mac) = src, dst
     tcp = struct.pack("!HHIIBBHHH", src_port, dst_port, seq, ack, 5 << 4, flags, 65535, 0, 0)
     pseudo = src_ip + dst_ip + struct.pack("!BBH", 0, 6, len(tcp) + len(payload))
-    tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp + payload)) + tcp[18:]
+    tcp = tcp[:16] + struct.pack("!H", inet_checksum(pseudo + tcp + payload)) + tcp[18:]
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp) + len(payload), 0, 0x4000, 64, 6, 0,
                      src_ip, dst_ip)
-    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+    ip = ip[:10] + struct.pack("!H", inet_checksum(ip)) + ip[12:]
     return dst_mac + src_mac + b"\x08\x00" + ip + tcp + payload
 
 
