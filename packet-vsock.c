@@ -18,7 +18,6 @@
 #include <epan/prefs.h>
 #include <wiretap/wtap.h>
 #include <wsutil/pint.h>
-#include <wsutil/str_util.h>
 #include <wsutil/utf8_entities.h>
 
 #include "vsock-compat.h"
@@ -629,10 +628,6 @@ static void set_info_column(packet_info *pinfo, const vsock_packet_info_t *packe
                  flag_text(packet), after_op, value1, label2, value2, type, COL_ADD_LSTR_TERMINATOR);
 }
 
-/* "vSocket, Src: 2:1234, Dst: 3:5678, Op: RW, Len: 10", joined from its
- * pieces: appended with printf (after the label was formatted once) and with
- * address_to_str it cost as much as the header's 20 items together, in the
- * visible tree of every tshark -T fields, -V and -T pdml. */
 /* Appends ", Src: 2:1234" (what, cid, port) to a label being built. */
 static size_t label_append_endpoint(char *label, size_t len, const char *what, uint64_t cid, uint32_t port)
 {
@@ -646,6 +641,10 @@ static size_t label_append_endpoint(char *label, size_t len, const char *what, u
     return label_append(label, len, number);
 }
 
+/* "vSocket, Src: 2:1234, Dst: 3:5678, Op: RW, Len: 10", joined from its
+ * pieces: appended with printf (after the label was formatted once) and with
+ * address_to_str it cost as much as the header's 20 items together, in the
+ * visible tree of every tshark -T fields, -V and -T pdml. */
 static void set_protocol_text(proto_item *vsock_item, packet_info *pinfo, const vsock_packet_info_t *packet)
 {
     char label[ITEM_LABEL_LENGTH], number[11];
