@@ -209,3 +209,36 @@ def test_source_and_destination_columns_of_unnamed_cids(tshark):
         gen.virtio_frame((16, 5000), (3, 1234), gen.OP_REQUEST),
         gen.virtio_frame((3, 1234), (gen.CID_HOST, 1234), gen.OP_RW, payload=b"x")]))
     assert tshark.fields(capture, ["_ws.col.Source", "_ws.col.Destination"]) == [["16", "3"], ["3", "host"]]
+
+
+SYNTHETIC = sorted(n for n in os.listdir(os.path.join(REPO, "test-captures", "synthetic")) if n.endswith(".pcap"))
+
+
+def hidden_and_shown_columns(tshark, capture, fields, passes):
+    """Per frame, a custom column for each field, from a summary pass (its tree
+    is not shown) and from the same pass with a shown tree (-V)."""
+    columns = '"No.","%m"' + "".join(f',"{n}","%Cus:{name}"' for n, name in enumerate(fields))
+    args = ["-r", capture, "-n", "-T", "tabs", "-o", "gui.column.format:" + columns] + passes
+    hidden = tshark.text(args).splitlines()
+    shown = [line for line in tshark.text(args + ["-V", "-P"]).splitlines()
+             if line.split("\t")[0].strip().isdigit() and line.count("\t") == len(fields)]
+    return hidden, shown
+
+
+@pytest.mark.parametrize("passes", [[], ["-2"]], ids=["one-pass", "two-pass"])
+def test_hidden_tree_holds_what_is_asked_for(tshark, passes):
+    """In a tree that is not shown the plugin adds only the fields a filter or
+    column asks for, and hangs the expert infos of those it leaves out on the
+    parent item. Asked for alone, the expert infos, and apart from them the
+    fields with values (without their subtree parents), must give every frame
+    the cells a shown tree gives, on every synthetic capture."""
+    experts = sorted(tshark.experts())
+    values = sorted(name for name, ftype in tshark.plugin_fields().items() if ftype != "FT_NONE")
+    cells = {"experts": 0, "values": 0}
+    for name in SYNTHETIC:
+        capture = tshark.capture("synthetic/" + name)
+        for kind, fields in (("experts", experts), ("values", values)):
+            hidden, shown = hidden_and_shown_columns(tshark, capture, fields, passes)
+            assert hidden == shown, (name, kind)
+            cells[kind] += sum(1 for line in hidden for cell in line.split("\t")[1:] if cell)
+    assert cells["experts"] > 40 and cells["values"] > 100000, cells
